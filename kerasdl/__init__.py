@@ -1,0 +1,44 @@
+"""kerasdl: the practical deep-learning workflow of the fast.ai course,
+for Keras 3.
+
+Names are imported on first use, so ``import kerasdl`` is quick and does
+not import a backend.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # models
+    "linear_bn": "kerasdl.models.baselines",
+    "conv_bn": "kerasdl.models.baselines",
+    "deeper_conv_bn": "kerasdl.models.baselines",
+    "dense_bn_head": "kerasdl.models.baselines",
+    "vgg16": "kerasdl.models.vgg",
+    "vgg16_bn": "kerasdl.models.vgg",
+    "VGGPreprocess": "kerasdl.models.vgg",
+    "conv_base": "kerasdl.models.surgery",
+    "split_at": "kerasdl.models.surgery",
+    "replace_head": "kerasdl.models.surgery",
+    "param_counts": "kerasdl.models.summary",
+    # precision
+    "mixed_precision": "kerasdl.precision",
+    # data
+    "load_fashion_sample": "kerasdl.data.datasets",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kerasdl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,1 @@
+"""Getting examples into batches: loaders, splits, samples (no model code)."""

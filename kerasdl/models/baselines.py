@@ -1,0 +1,219 @@
+"""BN-first baseline models from the course: fast to train, easy to read.
+
+Every builder takes ``input_shape`` (channels last) and ``n_classes`` and
+returns a plain ``keras.Sequential`` with every layer named.
+"""
+
+import keras
+from keras import layers
+
+from kerasdl.models import _checks
+
+
+def linear_bn(input_shape=(224, 224, 3), n_classes=10, *, l2=None,
+              name="linear_bn"):
+    """The course's first State Farm model: BatchNorm, Flatten, Dense.
+
+    Normalising the inputs first lets a linear softmax train at all on raw
+    pixels. Start it with a low learning rate (the course used Adam 1e-5
+    for two epochs, then 1e-3).
+
+    Example:
+
+    >>> model = linear_bn((8, 8, 3), 4)
+    >>> model.count_params()
+    784
+
+    Args:
+        input_shape: tuple. ``(height, width, channels)``.
+            Defaults to ``(224, 224, 3)``.
+        n_classes: int. Number of classes, at least 2. Defaults to 10.
+        l2: float or None. L2 penalty on the Dense kernel (the course
+            tried 0.01). Defaults to ``None``.
+        name: str. Model name.
+
+    Returns:
+        A ``keras.Sequential``: 1,505,302 parameters at 224x224x3 with 10
+        classes (6 of them non-trainable).
+    """
+    shape = _checks.input_shape(input_shape)
+    n = _checks.n_classes(n_classes)
+    reg = keras.regularizers.L2(l2) if l2 else None
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            layers.BatchNormalization(name="bn_input"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(n, activation="softmax", kernel_regularizer=reg,
+                         name="predictions"),
+        ],
+        name=name,
+    )
+
+
+def conv_bn(input_shape=(224, 224, 3), n_classes=10, *, units=200,
+            name="conv_bn"):
+    """The course's ``conv1``: two small conv blocks with BatchNorm.
+
+    BN(input), Conv32, BN, MaxPool3, Conv64, BN, MaxPool3, Flatten,
+    Dense(units), BN, Dense(n_classes). Without augmentation it overfits
+    quickly; it is the model the course tuned augmentation on.
+
+    Example:
+
+    >>> model = conv_bn((32, 32, 3), 10)
+    >>> [layer.name for layer in model.layers][:3]
+    ['bn_input', 'conv1', 'bn1']
+
+    Args:
+        input_shape: tuple. ``(height, width, channels)``; each side must
+            be at least 14 pixels. Defaults to ``(224, 224, 3)``.
+        n_classes: int. Number of classes. Defaults to 10.
+        units: int. Width of the hidden Dense layer. Defaults to 200.
+        name: str. Model name.
+
+    Returns:
+        A ``keras.Sequential`` with 7,395,000 trainable parameters at
+        224x224x3 and 10 classes.
+    """
+    shape = _checks.input_shape(input_shape)
+    n = _checks.n_classes(n_classes)
+    units = _checks.positive_int(units, "units")
+    if min(shape[:2]) < 14:
+        raise ValueError(
+            f"conv_bn needs images of at least 14x14 pixels (two 3x3 "
+            f"convolutions and two 3x3 poolings). Received: "
+            f"input_shape={shape}. Use linear_bn for smaller inputs."
+        )
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            layers.BatchNormalization(name="bn_input"),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.BatchNormalization(name="bn1"),
+            layers.MaxPooling2D(3, name="pool1"),
+            layers.Conv2D(64, 3, activation="relu", name="conv2"),
+            layers.BatchNormalization(name="bn2"),
+            layers.MaxPooling2D(3, name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(units, activation="relu", name="fc"),
+            layers.BatchNormalization(name="bn_fc"),
+            layers.Dense(n, activation="softmax", name="predictions"),
+        ],
+        name=name,
+    )
+
+
+def deeper_conv_bn(input_shape=(224, 224, 3), n_classes=10, *,
+                   filters=(32, 64, 128), units=256, p=0.5,
+                   name="deeper_conv_bn"):
+    """A deeper BN-first convnet: (Conv, BN, Conv, BN, MaxPool) per block.
+
+    One block per entry of ``filters`` (3x3 'same' convolutions, so any
+    input of at least ``2 ** len(filters)`` pixels works), then Flatten,
+    Dense(units), BN, Dropout(p) and the softmax.
+
+    Example:
+
+    >>> model = deeper_conv_bn((32, 32, 3), 10, filters=(8, 16), units=32)
+    >>> model.output_shape
+    (None, 10)
+
+    Args:
+        input_shape: tuple. ``(height, width, channels)``.
+            Defaults to ``(224, 224, 3)``.
+        n_classes: int. Number of classes. Defaults to 10.
+        filters: tuple of int. Filters of each block.
+            Defaults to ``(32, 64, 128)``.
+        units: int. Width of the hidden Dense layer. Defaults to 256.
+        p: float. Dropout rate before the softmax. Defaults to 0.5.
+        name: str. Model name.
+
+    Returns:
+        A ``keras.Sequential``.
+    """
+    shape = _checks.input_shape(input_shape)
+    n = _checks.n_classes(n_classes)
+    units = _checks.positive_int(units, "units")
+    p = _checks.probability(p, "p")
+    filters = tuple(_checks.positive_int(f, "filters") for f in filters)
+    if min(shape[:2]) < 2 ** len(filters):
+        raise ValueError(
+            f"deeper_conv_bn with {len(filters)} blocks needs images of at "
+            f"least {2 ** len(filters)} pixels a side. Received: "
+            f"input_shape={shape}. Pass fewer `filters`."
+        )
+    stack = [keras.Input(shape), layers.BatchNormalization(name="bn_input")]
+    for b, f in enumerate(filters, start=1):
+        stack += [
+            layers.Conv2D(f, 3, padding="same", activation="relu",
+                          name=f"block{b}_conv1"),
+            layers.BatchNormalization(name=f"block{b}_bn1"),
+            layers.Conv2D(f, 3, padding="same", activation="relu",
+                          name=f"block{b}_conv2"),
+            layers.BatchNormalization(name=f"block{b}_bn2"),
+            layers.MaxPooling2D(2, name=f"block{b}_pool"),
+        ]
+    stack += [
+        layers.Flatten(name="flatten"),
+        layers.Dense(units, activation="relu", name="fc"),
+        layers.BatchNormalization(name="bn_fc"),
+        layers.Dropout(p, name="dropout"),
+        layers.Dense(n, activation="softmax", name="predictions"),
+    ]
+    return keras.Sequential(stack, name=name)
+
+
+def dense_bn_head(input_shape=(14, 14, 512), n_classes=10, *, p=0.8,
+                  units=128, name="dense_bn_head"):
+    """The course's ``get_bn_layers``: a dense head for conv features.
+
+    MaxPool, Flatten, Dropout(p/2), Dense(units), BN, Dropout(p/2),
+    Dense(units), BN, Dropout(p), Dense(n_classes). Train it on features
+    precomputed once from a convolutional base (VGG16 up to
+    ``block5_conv3`` gives 14x14x512 at 224x224).
+
+    Example:
+
+    >>> head = dense_bn_head((4, 4, 8), 3, p=0.5, units=16)
+    >>> head.output_shape
+    (None, 3)
+
+    Args:
+        input_shape: tuple. Shape of the features, channels last.
+            Defaults to ``(14, 14, 512)``.
+        n_classes: int. Number of classes. Defaults to 10.
+        p: float. Dropout of the last layer; the two earlier ones use p/2.
+            Defaults to 0.8.
+        units: int. Width of both hidden Dense layers. Defaults to 128.
+        name: str. Model name.
+
+    Returns:
+        A ``keras.Sequential``: at 14x14x512, p=0.8, 128 units and 10
+        classes, 3,229,706 trainable and 512 non-trainable parameters.
+    """
+    shape = _checks.input_shape(input_shape)
+    n = _checks.n_classes(n_classes)
+    p = _checks.probability(p, "p")
+    units = _checks.positive_int(units, "units")
+    if min(shape[:2]) < 2:
+        raise ValueError(
+            f"dense_bn_head starts with a 2x2 max-pooling, so the features "
+            f"must be at least 2x2. Received: input_shape={shape}."
+        )
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            layers.MaxPooling2D(name="pool"),
+            layers.Flatten(name="flatten"),
+            layers.Dropout(p / 2, name="dropout1"),
+            layers.Dense(units, activation="relu", name="fc1"),
+            layers.BatchNormalization(name="bn1"),
+            layers.Dropout(p / 2, name="dropout2"),
+            layers.Dense(units, activation="relu", name="fc2"),
+            layers.BatchNormalization(name="bn2"),
+            layers.Dropout(p, name="dropout3"),
+            layers.Dense(n, activation="softmax", name="predictions"),
+        ],
+        name=name,
+    )

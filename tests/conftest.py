@@ -1,0 +1,64 @@
+"""Shared test setup: the backend in use and the real data under
+../shared/data (tests that need it skip with a reason when it is absent)."""
+
+import os
+import pathlib
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED_DATA = pathlib.Path(
+    os.environ.get("KERASDL_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-large", action="store_true",
+                     help="run tests marked large")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-large"):
+        return
+    skip = pytest.mark.skip(reason="large test: pass --run-large")
+    for item in items:
+        if "large" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    return (f"keras {keras.__version__}, backend {keras.backend.backend()}, "
+            f"shared data: {SHARED_DATA if SHARED_DATA.is_dir() else 'absent'}")
+
+
+@pytest.fixture(scope="session")
+def backend():
+    """The Keras backend this process runs: tensorflow, jax or torch."""
+    return keras.backend.backend()
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Returns a function ``shared_data(name)`` -> path of a folder in
+    ../shared/data, skipping the test when it is absent."""
+
+    def get(name):
+        path = SHARED_DATA / name
+        if not path.is_dir():
+            pytest.skip(f"real data {name!r} not found at {path} "
+                        f"(set KERASDL_SHARED_DATA to its parent folder)")
+        return path
+
+    return get
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Each test starts with float32 and a cleared Keras session."""
+    keras.config.set_dtype_policy("float32")
+    yield
+    keras.config.set_dtype_policy("float32")
+    keras.backend.clear_session()

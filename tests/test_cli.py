@@ -1,0 +1,73 @@
+"""The kerasdl command: summary counts, errors in one line with exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kerasdl import cli
+
+REFERENCE = [
+    (["vgg16"], (138_357_544, 138_357_544, 0)),
+    (["vgg16_bn"], (138_390_312, 138_373_928, 16_384)),
+    (["vgg16", "--head", "2"], (134_268_738, 8_194, 134_260_544)),
+    (["linear_bn", "--input-shape", "224,224,3"], (1_505_302, 1_505_296, 6)),
+    (["conv_bn", "--classes", "10"], (7_395_598, 7_395_000, 598)),
+    (["dense_bn_head", "--input-shape", "14,14,512"],
+     (3_230_218, 3_229_706, 512)),
+]
+
+
+@pytest.mark.parametrize("argv,counts", REFERENCE)
+def test_summary_json_counts(argv, counts, capsys):
+    assert cli.main(["summary", *argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (out["total"], out["trainable"], out["non_trainable"]) == counts
+
+
+def test_summary_prints_model_summary(capsys):
+    assert cli.main(["summary", "linear_bn", "--input-shape", "8x8x3"]) == 0
+    out = capsys.readouterr().out
+    assert "bn_input" in out and "predictions" in out
+    assert "total: 1,942  trainable: 1,936  non-trainable: 6" in out
+
+
+def _run(*args):
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    return subprocess.run([sys.executable, "-m", "kerasdl", *args],
+                          capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["summary", "resnet9"], "unknown model 'resnet9'; expected one of"),
+    (["summary", "vgg16", "--input-shape", "224,224"],
+     "--input-shape must be three positive integers"),
+    (["summary", "conv_bn", "--classes", "1"], "--classes must be at least 2"),
+    (["summary", "conv_bn", "--classes", "two"], "invalid int value"),
+    (["summary"], "the following arguments are required: NAME"),
+    (["nonsense"], "invalid choice"),
+])
+def test_user_mistakes_are_one_line_exit_2(args, needle):
+    result = _run(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = [ln for ln in result.stderr.splitlines()
+             if ln.startswith("kerasdl")]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_model_error_is_one_line_exit_2(capsys):
+    assert cli.main(["summary", "vgg16", "--input-shape", "16,16,3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "at least 32x32" in err
+
+
+def test_help_lists_commands():
+    result = _run("--help")
+    assert result.returncode == 0
+    assert "summary" in result.stdout and "demo" in result.stdout

@@ -1,0 +1,107 @@
+"""Model builders: parameter counts from REFERENCE.md, exactly."""
+
+import keras
+import numpy as np
+import pytest
+
+from kerasdl import models
+from kerasdl.models import param_counts
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return models.vgg16()
+
+
+def test_vgg16_counts(vgg):
+    assert param_counts(vgg) == (138_357_544, 138_357_544, 0)
+    conv = models.conv_base(vgg, "block5_conv3")
+    assert param_counts(conv)[0] == 14_714_688
+    assert conv.output_shape == (None, 14, 14, 512)
+
+
+def test_vgg16_two_class_head_frozen(vgg):
+    ft = models.replace_head(vgg, 2, freeze=True)
+    assert param_counts(ft) == (134_268_738, 8_194, 134_260_544)
+    assert ft.output_shape == (None, 2)
+    assert [w.name for w in ft.trainable_weights] == ["kernel", "bias"]
+
+
+def test_vgg16_bn_counts():
+    model = models.vgg16_bn()
+    assert param_counts(model) == (138_390_312, 138_373_928, 16_384)
+    names = [layer.name for layer in model.layers]
+    # BN sits between each 4096 Dense and its Dropout.
+    for fc in ("fc1", "fc2"):
+        i = names.index(fc)
+        assert names[i + 1:i + 3] == [f"{fc}_bn", f"{fc}_dropout"]
+
+
+def test_linear_bn_counts():
+    assert param_counts(models.linear_bn((224, 224, 3), 10)) == (
+        1_505_302, 1_505_296, 6)
+
+
+def test_conv_bn_counts():
+    total, trainable, non_trainable = param_counts(
+        models.conv_bn((224, 224, 3), 10))
+    assert trainable == 7_395_000
+    assert non_trainable == 2 * (3 + 32 + 64 + 200)
+    assert total == trainable + non_trainable
+
+
+def test_dense_bn_head_counts():
+    head = models.dense_bn_head((14, 14, 512), 10, p=0.8, units=128)
+    assert param_counts(head) == (3_229_706 + 512, 3_229_706, 512)
+    rates = [layer.rate for layer in head.layers
+             if isinstance(layer, keras.layers.Dropout)]
+    assert rates == pytest.approx([0.4, 0.4, 0.8])
+
+
+def test_deeper_conv_bn_trains_and_predicts():
+    model = models.deeper_conv_bn((16, 16, 3), 3, filters=(4, 8), units=8)
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3))
+    out = model.predict(x.astype("float32"), verbose=0)
+    assert out.shape == (8, 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_split_at_last_conv():
+    body, head = models.split_at(models.conv_bn((32, 32, 3), 10),
+                                 keras.layers.Conv2D)
+    assert body[-1].name == "conv2"
+    assert [layer.name for layer in head][:2] == ["bn2", "pool2"]
+    with pytest.raises(ValueError, match="no layer of type 'LSTM'"):
+        models.split_at(models.linear_bn((8, 8, 3), 2), "LSTM")
+
+
+def test_conv_base_unknown_layer():
+    with pytest.raises(ValueError, match="no layer named 'block9_conv1'"):
+        models.conv_base(models.linear_bn((8, 8, 3), 2), "block9_conv1")
+
+
+@pytest.mark.parametrize("builder", [models.linear_bn, models.conv_bn,
+                                     models.vgg16, models.dense_bn_head])
+def test_bad_class_count(builder):
+    with pytest.raises(ValueError, match=r"n_classes.*>= 2.*n_classes=1"):
+        builder((32, 32, 3), 1)
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (0, 224, 3), "224",
+                                   (224.0, 224, 3)])
+def test_bad_input_shape(shape):
+    with pytest.raises((ValueError, TypeError), match="input_shape"):
+        models.linear_bn(shape, 10)
+
+
+def test_vgg_rejects_non_rgb_and_tiny_inputs():
+    with pytest.raises(ValueError, match="3 channels"):
+        models.vgg16((64, 64, 1), 10)
+    with pytest.raises(ValueError, match="at least 32x32"):
+        models.vgg16((16, 16, 3), 10)
+
+
+def test_param_counts_needs_built_model():
+    model = keras.Sequential([keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="not built"):
+        param_counts(model)

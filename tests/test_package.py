@@ -1,0 +1,64 @@
+"""Package rules: public API documented, no backend imports outside
+kerasdl/_backend.py, import kerasdl is light."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import kerasdl
+
+PKG = pathlib.Path(kerasdl.__file__).parent
+BACKENDS = {"tensorflow", "jax", "jaxlib", "torch"}
+
+
+@pytest.mark.parametrize("name", kerasdl.__all__)
+def test_public_names_have_docstrings(name):
+    obj = getattr(kerasdl, name)
+    assert obj.__doc__ and len(obj.__doc__.strip()) > 20, name
+
+
+def test_no_backend_imports_outside_backend_helper():
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        if path.name == "_backend.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                mods = [node.module]
+            else:
+                continue
+            if any(m.split(".")[0] in BACKENDS for m in mods):
+                offenders.append(f"{path.relative_to(PKG)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_import_kerasdl_imports_no_framework():
+    code = ("import sys, kerasdl; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_unknown_attribute():
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        kerasdl.nope  # noqa: B018
+
+
+def test_doctests():
+    import doctest
+    import importlib
+
+    modules = ["kerasdl.models.baselines", "kerasdl.models.summary",
+               "kerasdl.models.surgery", "kerasdl.models.vgg",
+               "kerasdl.data.datasets", "kerasdl.precision"]
+    for name in modules:
+        result = doctest.testmod(importlib.import_module(name))
+        assert result.failed == 0, name
