@@ -35,7 +35,10 @@ def test_summary_prints_model_summary(capsys):
 
 
 def _run(*args):
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH"))
+                           if p)
+    env = dict(os.environ, PYTHONPATH=path)
     return subprocess.run([sys.executable, "-m", "kerasdl", *args],
                           capture_output=True, text=True, env=env,
                           timeout=300)
