@@ -26,6 +26,13 @@ _EXPORTS = {
     "mixed_precision": "kerasdl.precision",
     # data
     "load_fashion_sample": "kerasdl.data.datasets",
+    # data: images, splits
+    "ImageBatches": "kerasdl.data.images",
+    "image_folder": "kerasdl.data.images",
+    "image_files": "kerasdl.data.images",
+    "group_split": "kerasdl.data.splits",
+    "make_sample": "kerasdl.data.splits",
+    "table_files": "kerasdl.data.splits",
 }
 
 __all__ = sorted(_EXPORTS)

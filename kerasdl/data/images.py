@@ -1,0 +1,402 @@
+"""Image files to uint8 batches: Pillow decoding on a thread pool inside a
+``keras.utils.PyDataset`` (no TensorFlow needed).
+
+Two sources: a folder with one subfolder per class (``image_folder``) and a
+list of files with their labels (``image_files``). Both return an
+``ImageBatches``.
+"""
+
+import concurrent.futures
+import hashlib
+import os
+
+import keras
+import numpy as np
+
+from kerasdl.data import _decode
+from kerasdl.data._decode import ImageError
+from kerasdl.data._decode import LoadReport
+
+__all__ = ["ImageBatches", "ImageError", "LoadReport", "image_files",
+           "image_folder"]
+
+_ON_ERROR = ("raise", "skip")
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """Batches of images decoded from files, as uint8 arrays.
+
+    ``batches[i]`` is ``(images, labels)`` (or ``images`` alone when there
+    are no labels): ``images`` of shape ``(n, height, width, 3)`` and dtype
+    uint8, ``labels`` int32 class indices (or one-hot float32 with
+    ``label_mode="categorical"``). Files are decoded and resized by Pillow
+    on a pool of threads. Grayscale, palette, CMYK, 16-bit and transparent
+    images become RGB (transparency composited over white).
+
+    Bad files follow ``on_error``: ``"raise"`` (an ``ImageError`` naming
+    the file) or ``"skip"``. Missing, unreadable and non-image files are
+    found when the loader is built (only headers are read); a truncated or
+    corrupt file is found when its batch is decoded, and with ``"skip"``
+    that batch is then one image short and the file is left out of later
+    epochs. Call ``scan()`` first to decode every file once and find them
+    all. ``report`` lists what was skipped.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> root = tempfile.mkdtemp()
+    >>> for c in ("cats", "dogs"):
+    ...     os.makedirs(os.path.join(root, c))
+    ...     for i in range(3):
+    ...         Image.new("RGB", (8, 6)).save(os.path.join(root, c, f"{i}.png"))
+    >>> batches = image_folder(root, image_size=(4, 4), batch_size=4)
+    >>> x, y = batches[0]
+    >>> batches.class_names, x.shape, x.dtype.name, y.tolist()
+    (['cats', 'dogs'], (4, 4, 4, 3), 'uint8', [0, 0, 0, 1])
+
+    Args:
+        paths: list of str. The image files.
+        labels: list of int or None. Class index of each file.
+        class_names: list of str or None. Names of the classes.
+        image_size: tuple ``(height, width)``. Every image is resized to it.
+        batch_size: int. Defaults to 32.
+        shuffle: bool. A new order every epoch. Defaults to ``False``.
+        seed: int or None. Seed of the shuffling; the order of epoch ``e``
+            depends only on ``(seed, e)``.
+        label_mode: ``"int"`` or ``"categorical"``. Defaults to ``"int"``.
+        on_error: ``"raise"`` or ``"skip"``. Defaults to ``"raise"``.
+        interpolation: str. ``"bilinear"``, ``"nearest"``, ``"bicubic"`` or
+            ``"lanczos"``. Defaults to ``"bilinear"``.
+        threads: int or None. Decoding threads; ``None`` uses
+            ``min(16, os.cpu_count())``.
+        report: LoadReport or None. Where to record skipped files.
+        **kwargs: passed to ``keras.utils.PyDataset`` (``workers``,
+            ``use_multiprocessing``, ``max_queue_size``).
+
+    Raises:
+        ValueError: bad arguments, no files, or a bad file with
+            ``on_error="raise"``.
+    """
+
+    def __init__(self, paths, labels=None, *, class_names=None,
+                 image_size=(224, 224), batch_size=32, shuffle=False,
+                 seed=None, label_mode="int", on_error="raise",
+                 interpolation="bilinear", threads=None, report=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = _check_size(image_size)
+        self.batch_size = _check_positive_int(batch_size, "batch_size")
+        if on_error not in _ON_ERROR:
+            raise ValueError(f"`on_error` must be 'raise' or 'skip'. "
+                             f"Received: on_error={on_error!r}.")
+        if label_mode not in ("int", "categorical"):
+            raise ValueError(f"`label_mode` must be 'int' or 'categorical'. "
+                             f"Received: label_mode={label_mode!r}.")
+        if interpolation not in _decode._RESAMPLE:
+            raise ValueError(
+                f"`interpolation` must be one of {sorted(_decode._RESAMPLE)}."
+                f" Received: interpolation={interpolation!r}.")
+        self.paths = [os.fspath(p) for p in paths]
+        if not self.paths:
+            raise ValueError("No image files were given. Pass at least one "
+                             "path.")
+        self.labels = _check_labels(labels, len(self.paths), class_names)
+        self.class_names = list(class_names) if class_names else None
+        self.shuffle = bool(shuffle)
+        self.seed = seed if seed is not None else int(
+            np.random.SeedSequence().generate_state(1)[0])
+        self.label_mode = label_mode
+        self.on_error = on_error
+        self.interpolation = interpolation
+        self.threads = threads or min(16, os.cpu_count() or 1)
+        self.report = report if report is not None else LoadReport()
+        self.epoch = 0
+        self._bad = set()
+        self._pool = None
+        self._check_headers()
+        self._order = self._make_order()
+
+    @property
+    def num_classes(self):
+        """Number of classes (``None`` without class names or labels)."""
+        if self.class_names:
+            return len(self.class_names)
+        if self.labels is not None:
+            return int(self.labels.max()) + 1
+        return None
+
+    def __len__(self):
+        return -(-len(self._order) // self.batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch {index} out of range (0..{len(self)-1})")
+        rows = self._order[index * self.batch_size:
+                           (index + 1) * self.batch_size]
+        images = self._decode_rows(rows)
+        keep = [r for r, img in zip(rows, images) if img is not None]
+        x = np.stack([img for img in images if img is not None]) if keep \
+            else np.zeros((0, *self.image_size, 3), np.uint8)
+        if self.labels is None:
+            return x
+        y = self.labels[np.asarray(keep, dtype=np.int64)]
+        if self.label_mode == "categorical":
+            y = np.eye(self.num_classes, dtype=np.float32)[y]
+        return x, y
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._make_order()
+
+    def scan(self):
+        """Decodes every file once and applies ``on_error`` to each.
+
+        After a scan with ``on_error="skip"`` every batch is full.
+
+        Returns:
+            The ``LoadReport``.
+        """
+        self._decode_rows(self._order)
+        self._order = self._make_order()
+        return self.report
+
+    def to_arrays(self):
+        """All images (in file order, bad ones per ``on_error``) as arrays.
+
+        Returns:
+            ``(images, labels)`` (``labels`` is ``None`` without labels).
+        """
+        rows = [i for i in range(len(self.paths)) if i not in self._bad]
+        images = self._decode_rows(rows)
+        keep = [r for r, img in zip(rows, images) if img is not None]
+        x = np.stack([img for img in images if img is not None])
+        y = None if self.labels is None else self.labels[keep]
+        return x, y
+
+    def fingerprint(self):
+        """A hash of the file list, sizes, times, labels and settings."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((self.image_size, self.interpolation,
+                       self.label_mode)).encode())
+        for i, path in enumerate(self.paths):
+            try:
+                st = os.stat(path)
+                h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+            except OSError:
+                h.update(f"{path}|missing".encode())
+            if self.labels is not None:
+                h.update(int(self.labels[i]).to_bytes(4, "little"))
+        return h.hexdigest()
+
+    def _make_order(self):
+        rows = np.array([i for i in range(len(self.paths))
+                         if i not in self._bad], dtype=np.int64)
+        if not len(rows):
+            raise ValueError(
+                f"All {len(self.paths)} image files were skipped as bad. "
+                f"See the report: {self.report!r}")
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            rows = rows[rng.permutation(len(rows))]
+        return rows
+
+    def _map(self, fn, items):
+        if self.threads == 1 or len(items) < 2:
+            return [fn(item) for item in items]
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self.threads, thread_name_prefix="kerasdl-decode")
+        return list(self._pool.map(fn, items))
+
+    def _guard(self, fn, row):
+        try:
+            return fn(self.paths[row])
+        except ImageError as e:
+            if self.on_error == "raise":
+                raise
+            self.report.add(e)
+            self._bad.add(row)
+            return None
+
+    def _check_headers(self):
+        self._map(lambda r: self._guard(_decode.check_header, r),
+                  list(range(len(self.paths))))
+
+    def _decode_rows(self, rows):
+        size, interp = self.image_size, self.interpolation
+        return self._map(
+            lambda r: self._guard(
+                lambda p: _decode.decode(p, size, interp), r), list(rows))
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_pool"] = None
+        return state
+
+    def __del__(self):
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+
+def image_folder(directory, *, image_size=(224, 224), batch_size=32,
+                 shuffle=False, seed=None, class_names=None,
+                 extensions=None, on_error="raise", **kwargs):
+    """Batches from a folder holding one subfolder of images per class.
+
+    Class names are the subfolder names in sorted order (the course's
+    ``get_batches``); label ``i`` is ``class_names[i]``. Every regular file
+    in a class folder is an image candidate: a file that is not an image
+    follows ``on_error``, unless ``extensions`` limits the listing.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> root = tempfile.mkdtemp()
+    >>> for c in ("c0", "c1"):
+    ...     os.makedirs(os.path.join(root, c))
+    ...     Image.new("L", (5, 5)).save(os.path.join(root, c, "a.jpg"))
+    >>> b = image_folder(root, image_size=(5, 5), batch_size=2)
+    >>> b[0][0].shape, b.num_classes
+    ((2, 5, 5, 3), 2)
+
+    Args:
+        directory: str. The folder with one subfolder per class.
+        image_size: tuple ``(height, width)``. Defaults to ``(224, 224)``.
+        batch_size: int. Defaults to 32.
+        shuffle: bool. Defaults to ``False``.
+        seed: int or None. Seed of the shuffling.
+        class_names: list of str or None. The classes to read, in label
+            order; ``None`` takes every subfolder.
+        extensions: tuple of str or None. Only files ending so (case
+            insensitive, e.g. ``(".jpg", ".png")``) are listed; ``None``
+            lists every file.
+        on_error: ``"raise"`` or ``"skip"``. A bad file or an empty class
+            folder raises, or is skipped and recorded in ``report``.
+        **kwargs: passed to ``ImageBatches``.
+
+    Returns:
+        An ``ImageBatches``.
+
+    Raises:
+        ValueError: a missing folder, no class folders, an empty class
+            folder or a bad file (with ``on_error="raise"``).
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise ValueError(f"Image folder not found: {directory!r}. Pass a "
+                         f"folder that holds one subfolder per class.")
+    if class_names is None:
+        class_names = sorted(e.name for e in os.scandir(directory)
+                             if e.is_dir() and not e.name.startswith("."))
+    if not class_names:
+        raise ValueError(f"{directory!r} holds no class subfolders. Put the "
+                         f"images of each class in a subfolder of it.")
+    if extensions is not None:
+        extensions = tuple(e.lower() for e in extensions)
+    report = kwargs.pop("report", None) or LoadReport()
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        folder = os.path.join(directory, name)
+        if not os.path.isdir(folder):
+            raise ValueError(f"Class folder {folder!r} not found.")
+        files = sorted(e.name for e in os.scandir(folder)
+                       if e.is_file() and (extensions is None
+                                           or e.name.lower().endswith(
+                                               extensions)))
+        if not files:
+            if on_error == "raise":
+                raise ValueError(
+                    f"Class folder {folder!r} holds no image files. Add "
+                    f"images, remove the folder, or pass on_error='skip' "
+                    f"to keep the class with no examples.")
+            report.empty_classes.append(folder)
+        paths += [os.path.join(folder, f) for f in files]
+        labels += [label] * len(files)
+    return ImageBatches(paths, labels, class_names=class_names,
+                        image_size=image_size, batch_size=batch_size,
+                        shuffle=shuffle, seed=seed, on_error=on_error,
+                        report=report, **kwargs)
+
+
+def image_files(paths, labels=None, *, class_names=None, **kwargs):
+    """Batches from a list of image files and their labels.
+
+    Labels may be class indices or class names (strings); names are mapped
+    to indices through ``class_names`` (sorted unique names by default).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> root = tempfile.mkdtemp()
+    >>> files = [os.path.join(root, f"{i}.png") for i in range(3)]
+    >>> for f in files:
+    ...     Image.new("RGB", (4, 4)).save(f)
+    >>> b = image_files(files, ["c1", "c0", "c1"], image_size=(4, 4))
+    >>> b.class_names, b[0][1].tolist()
+    (['c0', 'c1'], [1, 0, 1])
+
+    Args:
+        paths: list of str. The image files.
+        labels: list of int or str, or None. One per file.
+        class_names: list of str or None.
+        **kwargs: passed to ``ImageBatches``.
+
+    Returns:
+        An ``ImageBatches``.
+
+    Raises:
+        ValueError: lengths differ, an unknown class name, or a bad file.
+    """
+    paths = list(paths)
+    if labels is not None:
+        labels = list(labels)
+        if labels and all(isinstance(v, str) for v in labels):
+            names = list(class_names) if class_names else sorted(set(labels))
+            index = {n: i for i, n in enumerate(names)}
+            unknown = sorted(set(labels) - set(index))
+            if unknown:
+                raise ValueError(
+                    f"Labels {unknown[:5]} are not in class_names={names}. "
+                    f"Add them to class_names.")
+            labels, class_names = [index[v] for v in labels], names
+    return ImageBatches(paths, labels, class_names=class_names, **kwargs)
+
+
+def _check_size(size):
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"`image_size` must be (height, width). Received: "
+                         f"image_size={size!r}.") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"`image_size` must be positive. Received: "
+                         f"image_size={size!r}.")
+    return (h, w)
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int. Received: {value!r}.")
+    if value < 1:
+        raise ValueError(f"`{name}` must be at least 1. Received: {value}.")
+    return int(value)
+
+
+def _check_labels(labels, n, class_names):
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"`labels` must be {n} integer class indices, one per file. "
+            f"Received shape {labels.shape} of dtype {labels.dtype}.")
+    top = len(class_names) if class_names else None
+    if labels.min() < 0 or (top is not None and labels.max() >= top):
+        raise ValueError(
+            f"Labels must lie in [0, {top or 'n_classes'}). Received values "
+            f"from {labels.min()} to {labels.max()}.")
+    return labels.astype(np.int32)
