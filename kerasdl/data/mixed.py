@@ -1,0 +1,335 @@
+"""MixedBatches: every batch drawn from several sources in fixed numbers.
+
+Pseudo-labelling works best when about a quarter to a third of every batch
+is pseudo-labelled. ``MixedBatches`` builds such batches: each one holds
+exactly ``batch_sizes[i]`` rows of source ``i``.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+
+class MixedBatches(keras.utils.PyDataset):
+    """A ``PyDataset`` whose batches mix several sources in fixed numbers.
+
+    Each source is shuffled on its own (a new order on every pass over it)
+    and cycled when it runs out, so a small source is repeated while the
+    first one is read once.
+
+    Epoch length: one pass over the first source, that is
+    ``ceil(len(source0) / batch_sizes[0])`` batches. When ``len(source0)``
+    is a multiple of ``batch_sizes[0]`` every example of the first source
+    appears exactly once per epoch; otherwise the last batch is topped up
+    with the first examples of its next shuffled pass, so every example
+    still appears at least once and every batch keeps its composition.
+    Pass ``steps_per_epoch`` to choose another length.
+
+    Batches depend only on ``seed``, the epoch and the batch index for
+    array sources (any worker may build any batch). A source that is itself
+    a ``PyDataset`` is read batch after batch (its batches taken in a seeded
+    order) and re-cut to the rows asked; then batches must be requested in
+    order, with ``workers=1``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x1, y1 = np.zeros((96, 3)), np.zeros((96, 2))
+    >>> x2, y2 = np.ones((20, 3)), np.ones((20, 2))
+    >>> mix = MixedBatches([(x1, y1), (x2, y2)], batch_sizes=[48, 16])
+    >>> len(mix), mix[0][0].shape, float(mix[0][0][:, 0].sum())
+    (2, (64, 3), 16.0)
+
+    Args:
+        sources: list of sources. A source is ``(x, y)`` or
+            ``(x, y, sample_weight)`` with numpy-like arrays (memory maps
+            work and are read only for the rows needed), or a
+            ``keras.utils.PyDataset`` yielding such tuples.
+        batch_sizes: list of int. Rows of each source in every batch.
+        fractions: list of float summing to 1, with ``batch_size``:
+            the share of each source in every batch (used when
+            ``batch_sizes`` is not given); each share times the batch size
+            must be a whole number.
+        batch_size: int. Total batch size, with ``fractions``.
+        weights: list of float or None. A sample weight for every row of
+            each source (for example 1.0 for labels, 0.5 for pseudo-labels).
+            Sources' own sample weights are multiplied by it.
+        steps_per_epoch: int or None. Batches per epoch; by default one
+            pass over the first source.
+        seed: int. Seed of every shuffle. Defaults to 0.
+        shuffle: bool. Shuffle each source. Defaults to ``True``.
+        **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``,
+            passed to ``keras.utils.PyDataset``.
+
+    Raises:
+        ValueError: empty sources, ``x`` and ``y`` of different lengths,
+            fractions that do not sum to 1 or do not fit the batch size.
+    """
+
+    def __init__(self, sources, batch_sizes=None, *, fractions=None,
+                 batch_size=None, weights=None, steps_per_epoch=None,
+                 seed=0, shuffle=True, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(sources, (list, tuple)) or not sources:
+            raise ValueError(
+                "`sources` must be a non-empty list of (x, y) tuples or "
+                f"PyDatasets. Received: {type(sources).__name__}."
+            )
+        self.batch_sizes = _resolve_sizes(len(sources), batch_sizes,
+                                          fractions, batch_size)
+        self.sources = [_Source(i, s) for i, s in enumerate(sources)]
+        _check_shapes(self.sources)
+        if weights is not None:
+            weights = [float(w) for w in weights]
+            if len(weights) != len(sources) or min(weights) < 0:
+                raise ValueError(
+                    f"`weights` must give one non-negative weight per source "
+                    f"({len(sources)}). Received: weights={weights}."
+                )
+        self.weights = weights
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        first = self.sources[0]
+        if steps_per_epoch is None:
+            if first.length is None:
+                raise ValueError(
+                    "The first source is a PyDataset of unknown row count: "
+                    "pass `steps_per_epoch`."
+                )
+            steps_per_epoch = math.ceil(first.length / self.batch_sizes[0])
+        if not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+            raise ValueError(
+                f"`steps_per_epoch` must be a positive integer. Received: "
+                f"steps_per_epoch={steps_per_epoch!r}."
+            )
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch = 0
+
+    @property
+    def batch_size(self):
+        """Total rows in every batch."""
+        return sum(self.batch_sizes)
+
+    @property
+    def num_batches(self):
+        return self.steps_per_epoch
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.steps_per_epoch:
+            raise IndexError(
+                f"Batch index {index} is out of range for an epoch of "
+                f"{self.steps_per_epoch} batches."
+            )
+        step = self.epoch * self.steps_per_epoch + index
+        parts = [
+            source.rows(step * size, size, self._order, step)
+            for source, size in zip(self.sources, self.batch_sizes)
+        ]
+        x = _concat([p[0] for p in parts])
+        y = _concat([p[1] for p in parts])
+        has_weights = self.weights is not None or any(
+            p[2] is not None for p in parts)
+        if not has_weights:
+            return x, y
+        sw = []
+        for i, (part, size) in enumerate(zip(parts, self.batch_sizes)):
+            w = np.ones(size, "float32") if part[2] is None else np.asarray(
+                part[2], "float32")
+            if self.weights is not None:
+                w = w * self.weights[i]
+            sw.append(w)
+        return x, y, np.concatenate(sw)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def composition(self):
+        """``{source index: rows per batch}``, for reports."""
+        return dict(enumerate(self.batch_sizes))
+
+    def _order(self, source_index, n, pass_index):
+        if not self.shuffle:
+            return np.arange(n)
+        rng = np.random.default_rng((self.seed, source_index, pass_index))
+        return rng.permutation(n)
+
+
+class _Source:
+    """One source: arrays read by global row position, or a PyDataset."""
+
+    def __init__(self, index, source):
+        self.index = index
+        self.dataset = None
+        if isinstance(source, keras.utils.PyDataset):
+            self.dataset = source
+            self.length = None
+            self._buffer = None
+            self._next_step = 0
+            self._batch_pos = 0
+            return
+        if not isinstance(source, (tuple, list)) or len(source) not in (2, 3):
+            raise ValueError(
+                f"Source {index} must be (x, y), (x, y, sample_weight) or a "
+                f"keras.utils.PyDataset. Received: {type(source).__name__}."
+            )
+        self.arrays = tuple(source) if len(source) == 3 else (*source, None)
+        lengths = [_length(a) for a in self.arrays if a is not None]
+        if len(set(lengths)) != 1:
+            raise ValueError(
+                f"Source {index}: x, y (and sample_weight) must have the same "
+                f"number of rows. Found {lengths}."
+            )
+        if lengths[0] == 0:
+            raise ValueError(f"Source {index} is empty (0 rows).")
+        self.length = lengths[0]
+
+    def rows(self, start, count, order, step):
+        if self.dataset is not None:
+            return self._dataset_rows(count, order, step)
+        positions = np.arange(start, start + count)
+        passes, offsets = np.divmod(positions, self.length)
+        idx = np.empty(count, dtype=np.int64)
+        for p in np.unique(passes):
+            mask = passes == p
+            idx[mask] = order(self.index, self.length, int(p))[offsets[mask]]
+        return tuple(None if a is None else _take(a, idx)
+                     for a in self.arrays)
+
+    def _dataset_rows(self, count, order, step):
+        if step != self._next_step:
+            raise ValueError(
+                f"Source {self.index} is a PyDataset, read batch after batch: "
+                f"batch {step} was asked but {self._next_step} comes next. "
+                f"Use workers=1 and read the batches in order."
+            )
+        self._next_step += 1
+        chunks = [] if self._buffer is None else [self._buffer]
+        have = 0 if self._buffer is None else _length(self._buffer[0])
+        n = len(self.dataset)
+        while have < count:
+            p, b = divmod(self._batch_pos, n)
+            batch = self.dataset[int(order(self.index, n, p)[b])]
+            self._batch_pos += 1
+            batch = tuple(batch) if len(batch) == 3 else (*batch, None)
+            if _length(batch[0]) == 0:
+                raise ValueError(f"Source {self.index} gave an empty batch.")
+            chunks.append(batch)
+            have += _length(batch[0])
+        merged = tuple(
+            None if chunks[0][k] is None else _concat([c[k] for c in chunks])
+            for k in range(3))
+        self._buffer = tuple(
+            None if m is None else _take(m, slice(count, None))
+            for m in merged)
+        return tuple(None if m is None else _take(m, slice(0, count))
+                     for m in merged)
+
+
+def _check_shapes(sources):
+    arrays = [s for s in sources if s.dataset is None]
+    for k, what in ((0, "x"), (1, "y")):
+        shapes = {s.index: _row_shape(s.arrays[k]) for s in arrays}
+        if len(set(shapes.values())) > 1:
+            hint = (" Give hard labels one-hot (keras.utils.to_categorical) "
+                    "to mix them with soft pseudo-labels." if what == "y"
+                    else "")
+            raise ValueError(
+                f"Every source's {what} must have the same row shape to be "
+                f"mixed. Found {shapes} (source: shape of one row).{hint}"
+            )
+
+
+def _row_shape(a):
+    if isinstance(a, dict):
+        return tuple(sorted((k, _row_shape(v)) for k, v in a.items()))
+    if isinstance(a, (tuple, list)):
+        return tuple(_row_shape(v) for v in a)
+    return tuple(np.shape(a)[1:]) if hasattr(a, "shape") else ()
+
+
+def _resolve_sizes(n_sources, batch_sizes, fractions, batch_size):
+    if batch_sizes is not None:
+        if fractions is not None:
+            raise ValueError("Pass either `batch_sizes` or `fractions` with "
+                             "`batch_size`, not both.")
+        sizes = list(batch_sizes)
+        if len(sizes) != n_sources or not all(
+                isinstance(s, (int, np.integer)) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"`batch_sizes` must give a positive integer for each of the "
+                f"{n_sources} sources. Received: batch_sizes={sizes}."
+            )
+        return [int(s) for s in sizes]
+    if fractions is None or batch_size is None:
+        raise ValueError(
+            "Pass `batch_sizes` (rows of each source per batch) or "
+            "`fractions` together with `batch_size`."
+        )
+    fractions = [float(f) for f in fractions]
+    if len(fractions) != n_sources or min(fractions) <= 0:
+        raise ValueError(
+            f"`fractions` must give a positive share for each of the "
+            f"{n_sources} sources. Received: fractions={fractions}."
+        )
+    if not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        raise ValueError(
+            f"`fractions` must sum to 1. Received: fractions={fractions} "
+            f"(sum {sum(fractions):.6g})."
+        )
+    sizes = [f * batch_size for f in fractions]
+    rounded = [round(s) for s in sizes]
+    if any(abs(s - r) > 1e-6 for s, r in zip(sizes, rounded)) or min(
+            rounded) < 1:
+        raise ValueError(
+            f"`fractions` {fractions} do not split batch_size={batch_size} "
+            f"into whole rows (got {[round(s, 3) for s in sizes]}). Choose a "
+            f"batch size such as {_fitting_batch(fractions)} or pass "
+            f"`batch_sizes`."
+        )
+    return rounded
+
+
+def _fitting_batch(fractions):
+    for b in range(2, 4097):
+        if all(abs(f * b - round(f * b)) < 1e-6 for f in fractions):
+            return b
+    return "a multiple of every fraction's denominator"
+
+
+def _length(a):
+    if isinstance(a, dict):
+        return _length(next(iter(a.values())))
+    if isinstance(a, (tuple, list)):
+        return _length(a[0])
+    return len(a)
+
+
+def _take(a, idx):
+    if isinstance(a, dict):
+        return {k: _take(v, idx) for k, v in a.items()}
+    if isinstance(a, (tuple, list)):
+        return tuple(_take(v, idx) for v in a)
+    if isinstance(idx, slice):
+        return a[idx]
+    if isinstance(a, np.ndarray):
+        # Sorted reads are much faster on a memory map; restore the order.
+        order = np.argsort(idx, kind="stable")
+        out = np.asarray(a[idx[order]])
+        result = np.empty_like(out)
+        result[order] = out
+        return result
+    return np.asarray(a)[idx]
+
+
+def _concat(parts):
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: _concat([p[k] for p in parts]) for k in first}
+    if isinstance(first, (tuple, list)):
+        return tuple(_concat([p[i] for p in parts])
+                     for i in range(len(first)))
+    return np.concatenate([np.asarray(p) for p in parts])
