@@ -26,6 +26,20 @@ _EXPORTS = {
     "mixed_precision": "kerasdl.precision",
     # data
     "load_fashion_sample": "kerasdl.data.datasets",
+    "load_fashion_mnist": "kerasdl.data.datasets",
+    "MixedBatches": "kerasdl.data.mixed",
+    # pseudo-labelling, submissions, interpretation
+    "pseudo_label": "kerasdl.pseudo",
+    "pseudo_label_rounds": "kerasdl.pseudo",
+    "clip_probabilities": "kerasdl.submission",
+    "write_submission": "kerasdl.submission",
+    "confusion_matrix": "kerasdl.interpret",
+    "most_confused": "kerasdl.interpret",
+    "top_losses": "kerasdl.interpret",
+    "accuracy_multi": "kerasdl.interpret",
+    "multilabel_confusion": "kerasdl.interpret",
+    "plot_confusion_matrix": "kerasdl.interpret",
+    "plot_top_losses": "kerasdl.interpret",
     # data: images, splits
     "ImageBatches": "kerasdl.data.images",
     "image_folder": "kerasdl.data.images",

@@ -58,7 +58,9 @@ def test_doctests():
 
     modules = ["kerasdl.models.baselines", "kerasdl.models.summary",
                "kerasdl.models.surgery", "kerasdl.models.vgg",
-               "kerasdl.data.datasets", "kerasdl.precision"]
+               "kerasdl.data.datasets", "kerasdl.precision",
+               "kerasdl.data.mixed", "kerasdl.pseudo", "kerasdl.submission",
+               "kerasdl.interpret", "kerasdl._files"]
     for name in modules:
         result = doctest.testmod(importlib.import_module(name))
         assert result.failed == 0, name

@@ -1,0 +1,154 @@
+"""Pseudo-labelling: the model's own predictions on unlabelled data, mixed
+into training so that a fixed share of every batch is pseudo-labelled."""
+
+import keras
+import numpy as np
+
+from kerasdl.data.mixed import MixedBatches
+
+
+def pseudo_label(model, x, soft=True, threshold=None, batch_size=256):
+    """Predicts labels for unlabelled ``x``.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)),
+    ...                           keras.layers.Dense(3, "softmax")])
+    >>> idx, targets = pseudo_label(model, np.zeros((5, 2)), soft=False)
+    >>> idx.tolist(), targets.shape, targets.sum(axis=1).tolist()
+    ([0, 1, 2, 3, 4], (5, 3), [1.0, 1.0, 1.0, 1.0, 1.0])
+
+    Args:
+        model: keras.Model with softmax outputs ``(n, k)``.
+        x: array (or memory map) of unlabelled inputs.
+        soft: bool. Keep the predicted probabilities (``True``, as in the
+            course) or one-hot the most likely class. Defaults to ``True``.
+        threshold: float in (0, 1) or None. Keep only rows whose largest
+            probability reaches it. Defaults to ``None`` (keep all).
+        batch_size: int. Prediction batch size. Defaults to 256.
+
+    Returns:
+        ``(indices, targets)``: the rows of ``x`` kept and their float32
+        targets ``(len(indices), k)``, rows summing to 1.
+    """
+    if threshold is not None and not 0 < threshold < 1:
+        raise ValueError(f"`threshold` must be in (0, 1) or None. Received: "
+                         f"threshold={threshold}.")
+    if len(x) == 0:
+        raise ValueError("There are no unlabelled examples to pseudo-label "
+                         "(x has 0 rows).")
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0),
+                       dtype="float32")
+    if probs.ndim != 2 or probs.shape[1] < 2:
+        raise ValueError(f"Expected class probabilities (n, k >= 2) from the "
+                         f"model, found shape {probs.shape}.")
+    sums = probs.sum(axis=1)
+    if not np.allclose(sums, 1, atol=1e-2):
+        raise ValueError(
+            f"The model's outputs are not probabilities (row sums from "
+            f"{sums.min():.3g} to {sums.max():.3g}). End the model with a "
+            f"softmax."
+        )
+    probs /= sums[:, None]
+    keep = np.arange(len(probs))
+    if threshold is not None:
+        keep = np.flatnonzero(probs.max(axis=1) >= threshold)
+    probs = probs[keep]
+    if not soft:
+        probs = np.eye(probs.shape[1], dtype="float32")[probs.argmax(axis=1)]
+    return keep, probs
+
+
+def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
+                        rounds=2, fraction=0.25, batch_size=64, epochs=1,
+                        soft=True, threshold=None, weight=1.0, seed=0,
+                        verbose=0, **fit_kwargs):
+    """The pseudo-labelling loop: predict, mix, fit; repeated ``rounds``.
+
+    Round 0 is the model as given (trained on the labels alone). Each
+    later round pseudo-labels ``unlabelled`` with the current model, trains
+    on ``MixedBatches`` in which ``fraction`` of every batch is
+    pseudo-labelled, and evaluates on ``validation_data``.
+
+    Args:
+        model: a compiled keras.Model with softmax outputs and a loss that
+            takes one-hot / soft targets (``categorical_crossentropy``).
+        labelled: ``(x, y)``; ``y`` as int labels or one-hot.
+        unlabelled: array of inputs without labels.
+        validation_data: ``(x, y)`` evaluated after every round.
+        rounds: int. Pseudo-labelling rounds. Defaults to 2.
+        fraction: float in (0, 1). Pseudo-labelled share of each batch.
+            Defaults to 0.25 (the course: 16 of 64).
+        batch_size: int. Rows per batch; ``fraction * batch_size`` must be
+            whole. Defaults to 64.
+        epochs: int. Epochs per round (one pass over the labels each).
+        soft, threshold: as in ``pseudo_label``.
+        weight: float. Sample weight of pseudo-labelled rows.
+        seed: int. Seed of the batch mixing.
+        verbose: int. Passed to ``fit``.
+        **fit_kwargs: other arguments for ``model.fit`` (callbacks ...).
+
+    Returns:
+        A list of dicts, one per round (0 first): ``round``, ``n_pseudo``
+        and the validation metrics (``val_loss``, ``val_accuracy`` ...).
+    """
+    _check_loss(model)
+    x, y = labelled
+    k = model.output_shape[-1]
+    y = _one_hot(y, k, "labelled")
+    xv, yv = validation_data
+    yv = _one_hot(yv, k, "validation")
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"`rounds` must be a positive integer. Received: "
+                         f"rounds={rounds!r}.")
+    history = [_evaluate(model, xv, yv, 0, 0, batch_size)]
+    for r in range(1, rounds + 1):
+        idx, targets = pseudo_label(model, unlabelled, soft=soft,
+                                    threshold=threshold)
+        if len(idx) == 0:
+            raise ValueError(
+                f"Round {r}: no unlabelled example reached threshold="
+                f"{threshold}. Lower the threshold or pass None."
+            )
+        xu = unlabelled if len(idx) == len(unlabelled) else unlabelled[idx]
+        mix = MixedBatches(
+            [(x, y), (xu, targets)], fractions=[1 - fraction, fraction],
+            batch_size=batch_size, weights=[1.0, weight], seed=seed + r)
+        model.fit(mix, epochs=epochs, verbose=verbose, **fit_kwargs)
+        history.append(_evaluate(model, xv, yv, r, len(idx), batch_size))
+    return history
+
+
+def _evaluate(model, xv, yv, r, n, batch_size):
+    scores = model.evaluate(xv, yv, batch_size=max(batch_size, 256),
+                            verbose=0, return_dict=True)
+    return {"round": r, "n_pseudo": int(n),
+            **{f"val_{k}": float(v) for k, v in scores.items()}}
+
+
+def _one_hot(y, k, what):
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == k:
+        return y.astype("float32")
+    if y.ndim == 1:
+        if y.size and (y.min() < 0 or y.max() >= k):
+            raise ValueError(f"{what} labels must be in [0, {k}); found "
+                             f"{y.min()}..{y.max()}.")
+        return keras.utils.to_categorical(y, k).astype("float32")
+    raise ValueError(f"{what} targets must be int labels (n,) or one-hot "
+                     f"(n, {k}); found shape {y.shape}.")
+
+
+def _check_loss(model):
+    loss = getattr(model, "loss", None)
+    name = loss if isinstance(loss, str) else type(loss).__name__
+    if loss is None:
+        raise ValueError("Compile the model first, with "
+                         "loss='categorical_crossentropy'.")
+    if "sparse" in str(name).lower():
+        raise ValueError(
+            f"Pseudo-labels are class probabilities, so the loss must take "
+            f"one-hot or soft targets; the model uses {name!r}. Compile it "
+            f"with loss='categorical_crossentropy'."
+        )
