@@ -47,6 +47,22 @@ _EXPORTS = {
     "group_split": "kerasdl.data.splits",
     "make_sample": "kerasdl.data.splits",
     "table_files": "kerasdl.data.splits",
+    # recommenders (lesson 4)
+    "read_movielens": "kerasdl.data.ratings",
+    "IdEncoder": "kerasdl.data.ratings",
+    "fetch": "kerasdl.data.datasets",
+    "dot": "kerasdl.models.collab",
+    "dot_bias": "kerasdl.models.collab",
+    "collab_nn": "kerasdl.models.collab",
+    "ScaledSigmoid": "kerasdl.models.collab",
+    "CollabModel": "kerasdl.collab.learner",
+    "fit_recipe": "kerasdl.collab.train",
+    "run_split": "kerasdl.collab.evaluate",
+    "make_folds": "kerasdl.collab.splits",
+    "bias_ranking": "kerasdl.collab.analysis",
+    "factor_pca": "kerasdl.collab.analysis",
+    "plot_factors": "kerasdl.collab.analysis",
+    "recommend": "kerasdl.collab.analysis",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -15,6 +15,7 @@ import sys
 COMMANDS = (
     "kerasdl.commands.demo",
     "kerasdl.commands.summary",
+    "kerasdl.commands.movielens",
 )
 
 

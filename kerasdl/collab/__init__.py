@@ -1,0 +1,7 @@
+"""Recommenders on MovieLens: named splits, recipes, evaluation, analysis.
+
+Modules: ``splits`` (u1..u5, random:SEED, lesson), ``train`` (recipes and
+``fit_recipe``), ``learner`` (``CollabModel``: predict, evaluate),
+``analysis`` (bias ranking, PCA of item factors, plot, recommend),
+``evaluate`` (``run_split``: train and score on a named split).
+"""

@@ -1,0 +1,138 @@
+"""A trained recommender: Keras models plus the id encoders and the
+training facts needed to predict, score and explain.
+
+``CollabModel.predict`` refuses users and items it never saw in training
+unless the caller asks for the documented fallback (``unknown="mean"``:
+the training mean rating for any pair with an unseen id).
+"""
+
+import numpy as np
+
+_UNKNOWN = ("raise", "mean")
+
+
+class CollabModel:
+    """One or several trained rating models and what they were trained on.
+
+    Predictions of several models (an ensemble, or several seeds) are
+    averaged.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from kerasdl.data.ratings import IdEncoder
+    >>> from kerasdl.models.collab import dot_bias
+    >>> users, items = IdEncoder([10, 20]), IdEncoder([7, 8, 9])
+    >>> m = CollabModel([dot_bias(2, 3, 4)], users, items,
+    ...                 seen_users=[10, 20], seen_items=[7, 8],
+    ...                 mean=3.5, rating_range=(1.0, 5.0))
+    >>> m.predict([10], [7]).shape
+    (1,)
+    >>> m.predict([10], [9], unknown="mean").tolist()
+    [3.5]
+
+    Args:
+        models: list of ``keras.Model`` with inputs ``user`` and ``item``.
+        users: ``IdEncoder`` of the raw user ids.
+        items: ``IdEncoder`` of the raw item ids.
+        seen_users: array-like. Raw user ids present in the training data.
+        seen_items: array-like. Raw item ids present in the training data.
+        mean: float. Mean training rating (the fallback prediction).
+        rating_range: (float, float). Predictions are clipped to it.
+        titles: dict raw item id -> title (optional).
+    """
+
+    def __init__(self, models, users, items, *, seen_users, seen_items,
+                 mean, rating_range, titles=None):
+        self.models = list(models)
+        self.users, self.items = users, items
+        self.seen_users = np.zeros(len(users), bool)
+        self.seen_users[users.encode(np.unique(seen_users))] = True
+        self.seen_items = np.zeros(len(items), bool)
+        self.seen_items[items.encode(np.unique(seen_items))] = True
+        self.mean = float(mean)
+        self.rating_range = tuple(rating_range)
+        self.titles = dict(titles or {})
+
+    def title(self, item):
+        """The title of a raw item id (``"item ID"`` without titles)."""
+        return self.titles.get(item, f"item {item}")
+
+    def predict_indices(self, u, i, batch_size=65536):
+        """Averaged raw model output for encoded indices (no checks)."""
+        x = {"user": np.asarray(u, np.int32), "item": np.asarray(i, np.int32)}
+        out = np.zeros(len(x["user"]), np.float64)
+        for model in self.models:
+            out += model.predict(x, batch_size=batch_size,
+                                 verbose=0).reshape(-1)
+        return out / len(self.models)
+
+    def predict(self, users, items, unknown="raise"):
+        """Predicted ratings for pairs of raw ids, clipped to the scale.
+
+        Args:
+            users: array-like of raw user ids.
+            items: array-like of raw item ids, same length.
+            unknown: ``"raise"`` (default): a ``ValueError`` naming any id
+                not seen in training; ``"mean"``: such pairs get the mean
+                training rating (the documented fallback).
+
+        Returns:
+            A float64 numpy array of predictions.
+
+        Raises:
+            ValueError: unseen ids with ``unknown="raise"``, or lengths
+                that differ.
+        """
+        if unknown not in _UNKNOWN:
+            raise ValueError(f"`unknown` must be one of {_UNKNOWN}. "
+                             f"Received: unknown={unknown!r}.")
+        users, items = np.asarray(users).ravel(), np.asarray(items).ravel()
+        if len(users) != len(items):
+            raise ValueError(f"users and items must have the same length; "
+                             f"got {len(users)} and {len(items)}.")
+        u = self.users.encode(users, unknown="mark")
+        i = self.items.encode(items, unknown="mark")
+        known = (u >= 0) & (i >= 0)
+        known[known] = self.seen_users[u[known]] & self.seen_items[i[known]]
+        if unknown == "raise" and not known.all():
+            self._raise_unseen(users, items, u, i)
+        out = np.full(len(users), self.mean)
+        if known.any():
+            out[known] = self.predict_indices(u[known], i[known])
+        return np.clip(out, *self.rating_range)
+
+    def _raise_unseen(self, users, items, u, i):
+        bad_u = (u < 0) | ~self.seen_users[np.maximum(u, 0)]
+        bad_i = (i < 0) | ~self.seen_items[np.maximum(i, 0)]
+        parts = []
+        if bad_u.any():
+            parts.append(f"user id(s) {np.unique(users[bad_u])[:5].tolist()}")
+        if bad_i.any():
+            parts.append(f"item id(s) {np.unique(items[bad_i])[:5].tolist()}")
+        raise ValueError(
+            f"{' and '.join(parts)} had no ratings in training, so the "
+            f"model knows nothing about them. Leave them out, or pass "
+            f"unknown='mean' to predict the training mean "
+            f"({self.mean:.3f}) for them.")
+
+    def evaluate(self, ratings):
+        """Scores the model on a DataFrame of ratings.
+
+        Pairs with an id unseen in training get the training mean (they
+        are counted in ``fallback``), so every test rating is scored.
+
+        Returns:
+            A dict with ``rmse``, ``mae``, ``n`` and ``fallback``.
+        """
+        users = ratings["user"].to_numpy()
+        items = ratings["item"].to_numpy()
+        pred = self.predict(users, items, unknown="mean")
+        u = self.users.encode(users, unknown="mark")
+        i = self.items.encode(items, unknown="mark")
+        seen = ((u >= 0) & (i >= 0) & self.seen_users[np.maximum(u, 0)]
+                & self.seen_items[np.maximum(i, 0)])
+        err = pred - ratings["rating"].to_numpy(np.float64)
+        return {"rmse": float(np.sqrt(np.mean(err ** 2))),
+                "mae": float(np.mean(np.abs(err))), "n": int(len(err)),
+                "fallback": int((~seen).sum())}

@@ -1,0 +1,114 @@
+"""``kerasdl movielens``: train a recommender on a named split, print RMSE."""
+
+from kerasdl.commands import print_json
+
+_MODELS = ("dot", "dot_bias", "nn", "best")
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "movielens", help="train and score a MovieLens recommender",
+        description="Train an embedding recommender (lesson 4) on a named "
+                    "split of a MovieLens folder (ml-latest-small, ml-100k "
+                    "or ml-1m, detected from its files) and print RMSE and "
+                    "MAE with the split's name.",
+    )
+    p.add_argument("--data", metavar="DIR", required=True,
+                   help="the MovieLens folder (kerasdl.data.datasets.fetch "
+                        "downloads one when online)")
+    p.add_argument("--split", default=None,
+                   help="u1..u5, uK or 5fold (all five ml-100k folds), "
+                        "random:SEED, or lesson (default: u1 for ml-100k, "
+                        "lesson otherwise)")
+    p.add_argument("--model", default="dot_bias", choices=_MODELS,
+                   help="recipe to train (default dot_bias)")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="override the recipe's epochs")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--analysis", action="store_true",
+                   help="also print the bias ranking, the ends of the item "
+                        "factors' principal components and recommendations")
+    p.add_argument("--plot", metavar="PNG",
+                   help="save a scatter plot of the item factors here")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON line per split part")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from kerasdl.cli import UsageError
+    from kerasdl.collab import splits
+    from kerasdl.data.ratings import read_movielens
+
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1; got {args.epochs}")
+    data = read_movielens(args.data)
+    split = args.split or ("u1" if data.format == "ml-100k" else "lesson")
+    splits.parse_split(split)  # a bad name fails before any training
+
+    from kerasdl.collab.evaluate import run_split
+    from kerasdl.collab.evaluate import summarize
+
+    rows, model = run_split(data, split, args.model, epochs=args.epochs,
+                            seed=args.seed)
+    for row in rows:
+        row.update(data=data.format, skipped_rows=data.skipped)
+        if args.json:
+            print_json(row)
+        else:
+            print(f"{data.format} split {row['split']}: RMSE "
+                  f"{row['rmse']:.4f}  MAE {row['mae']:.4f}  (recipe "
+                  f"{row['recipe']}, {row['train']:,} train / "
+                  f"{row['n']:,} test ratings, {row['fallback']} test "
+                  f"pairs unseen in training predicted by the mean; "
+                  f"{row['seconds']:.1f} s; {row['note']})")
+    if len(rows) > 1:
+        summary = summarize(rows)
+        if args.json:
+            print_json({**summary, "recipe": rows[0]["recipe"],
+                        "data": data.format})
+        else:
+            print(f"{data.format} split {split}: mean RMSE "
+                  f"{summary['rmse']:.4f} (from {summary['rmse_min']:.4f} "
+                  f"to {summary['rmse_max']:.4f}), mean MAE "
+                  f"{summary['mae']:.4f}")
+    if args.analysis or args.plot:
+        _analysis(model, rows, data, args)
+    return 0
+
+
+def _analysis(model, rows, data, args):
+    from kerasdl.collab import analysis
+    from kerasdl.collab.splits import get_splits
+
+    train = get_splits(data, rows[-1]["split"])[0].train
+    has_bias = any(layer.name == "item_bias"
+                   for layer in model.models[0].layers)
+    out = {}
+    if has_bias:
+        low, high = analysis.bias_ranking(model, train, top_n=2000, k=10)
+        out["bias_lowest"], out["bias_highest"] = low, high
+    pca = analysis.factor_pca(model, train, top_n=2000, k=5)
+    out["pca_ends"] = pca["ends"]
+    user = train["user"].iloc[0]
+    out["recommend_user"] = int(user)
+    out["recommend"] = analysis.recommend(model, user, data.ratings, k=5)
+    if args.plot:
+        out["plot"] = analysis.plot_factors(pca, args.plot,
+                                            components=(0, 1))
+    if args.json:
+        print_json({"analysis": out})
+        return
+    if has_bias:
+        print("lowest item biases:  " + "; ".join(t for t, _ in out[
+            "bias_lowest"][:5]))
+        print("highest item biases: " + "; ".join(t for t, _ in out[
+            "bias_highest"][:5]))
+    for c, (lo, hi) in enumerate(out["pca_ends"]):
+        print(f"factor component {c + 1}: low end "
+              f"{'; '.join(t for t, _ in lo[:3])} | high end "
+              f"{'; '.join(t for t, _ in hi[:3])}")
+    print(f"top 5 for user {user} (leaving out rated items): "
+          + "; ".join(f"{t} ({s:.2f})" for _, t, s in out["recommend"]))
+    if args.plot:
+        print(f"item-factor plot written to {args.plot}")
