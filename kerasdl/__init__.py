@@ -63,6 +63,25 @@ _EXPORTS = {
     "factor_pca": "kerasdl.collab.analysis",
     "plot_factors": "kerasdl.collab.analysis",
     "recommend": "kerasdl.collab.analysis",
+    # learning-rate tools
+    "sched_cos": "kerasdl.callbacks.schedules",
+    "one_cycle": "kerasdl.callbacks.schedules",
+    "one_cycle_momentum": "kerasdl.callbacks.schedules",
+    "cosine_restarts": "kerasdl.callbacks.schedules",
+    "sgdr_epochs": "kerasdl.callbacks.schedules",
+    "OneCycleSchedule": "kerasdl.callbacks.schedules",
+    "CosineRestartsSchedule": "kerasdl.callbacks.schedules",
+    "ParamScheduler": "kerasdl.callbacks.scheduler",
+    "OneCycle": "kerasdl.callbacks.scheduler",
+    "CosineRestarts": "kerasdl.callbacks.scheduler",
+    "spread_lr": "kerasdl.callbacks.scheduler",
+    "fit_one_cycle": "kerasdl.train",
+    "fit_sgdr": "kerasdl.train",
+    "fine_tune": "kerasdl.train",
+    "freeze": "kerasdl.train",
+    "unfreeze": "kerasdl.train",
+    "layer_groups": "kerasdl.train",
+    "discriminative_optimizer": "kerasdl.train",
 }
 
 __all__ = sorted(_EXPORTS)
