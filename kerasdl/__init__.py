@@ -47,6 +47,17 @@ _EXPORTS = {
     "group_split": "kerasdl.data.splits",
     "make_sample": "kerasdl.data.splits",
     "table_files": "kerasdl.data.splits",
+    # data: arrays, augmentation; precomputed features
+    "save_array": "kerasdl.data.arrays",
+    "load_array": "kerasdl.data.arrays",
+    "RandomAffine": "kerasdl.data.augment",
+    "ChannelShift": "kerasdl.data.augment",
+    "augmentation": "kerasdl.data.augment",
+    "scan_augmentation": "kerasdl.data.augment",
+    "precompute": "kerasdl.features",
+    "load_features": "kerasdl.feature_reader",
+    "FeatureSet": "kerasdl.feature_reader",
+    "FeatureBatches": "kerasdl.feature_reader",
     # recommenders (lesson 4)
     "read_movielens": "kerasdl.data.ratings",
     "IdEncoder": "kerasdl.data.ratings",

@@ -85,3 +85,69 @@ def synchronize(x):
             x,
         )
     return x
+
+
+def compiled_inference(model, prepare=None, finish=None):
+    """Returns ``f(x, *extra)``: ``finish(model(prepare(x, *extra)))`` in
+    inference mode, compiled once and reused (``jax.jit`` over ``stateless_call`` under
+    JAX, ``tf.function`` under TensorFlow; eager under torch). The result
+    stays on the device; fetch it with ``to_host``.
+    """
+    backend = name()
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def pure(tv, ntv, x, *extra):
+            if prepare is not None:
+                x = prepare(x, *extra)
+            y, _ = model.stateless_call(tv, ntv, x, training=False)
+            return y if finish is None else finish(y)
+
+        jitted = jax.jit(pure)
+        return lambda x, *extra: jitted(trainable, non_trainable, x, *extra)
+
+    def forward(x, *extra):
+        if prepare is not None:
+            x = prepare(x, *extra)
+        y = model(x, training=False)
+        return y if finish is None else finish(y)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(forward, reduce_retracing=True)
+    if backend == "torch":
+        import torch
+
+        def no_grad(x, *extra):
+            with torch.no_grad():
+                return forward(x, *extra)
+
+        return no_grad
+    return forward
+
+
+def to_device(x):
+    """Starts copying a host array to the accelerator (asynchronously where
+    the backend allows) and returns the device array."""
+    if name() == "jax":
+        import jax
+
+        return jax.device_put(x)
+    return keras.ops.convert_to_tensor(x)
+
+
+def start_fetch(y):
+    """Starts copying a device result to the host without waiting."""
+    if name() == "jax" and hasattr(y, "copy_to_host_async"):
+        y.copy_to_host_async()
+    return y
+
+
+def to_host(y):
+    """A device result as a numpy array (waits for it)."""
+    return keras.ops.convert_to_numpy(y)
+

@@ -126,6 +126,20 @@ class ImageBatches(keras.utils.PyDataset):
             return int(self.labels.max()) + 1
         return None
 
+    @property
+    def n_images(self):
+        """Images in one epoch (files skipped as bad are not counted)."""
+        return len(self._order)
+
+    def labels_in_order(self):
+        """The labels of this epoch's images, as the batches give them."""
+        if self.labels is None:
+            return None
+        y = self.labels[self._order]
+        if self.label_mode == "categorical":
+            y = np.eye(self.num_classes, dtype=np.float32)[y]
+        return y
+
     def __len__(self):
         return -(-len(self._order) // self.batch_size)
 

@@ -1,0 +1,175 @@
+"""Reading precomputed features: a memory-mapped ``FeatureSet`` and
+``FeatureBatches``, shuffled batches read block by block so that a dense
+head trains on feature sets larger than memory."""
+
+import os
+import threading
+
+import keras
+import numpy as np
+
+from kerasdl.data import arrays
+
+__all__ = ["FeatureBatches", "FeatureSet", "load_features"]
+
+
+class FeatureSet:
+    """Features saved by ``kerasdl.features.precompute``, memory-mapped.
+
+    Attributes: ``features`` (read-only ``numpy.memmap``), ``labels`` (or
+    ``None``), ``manifest`` (how they were made) and ``path``.
+
+    Example:
+
+    >>> import tempfile, numpy as np
+    >>> from kerasdl.data.arrays import save_array
+    >>> d = tempfile.mkdtemp()
+    >>> save_array(f"{d}/labels", np.arange(6) % 2)
+    >>> save_array(f"{d}/features", np.ones((6, 2, 2, 4), "float16"))
+    >>> fs = FeatureSet(d)
+    >>> len(fs), fs.batches(4, shuffle=False)[1][0].shape
+    (6, (2, 2, 2, 4))
+
+    Args:
+        path: str. The folder given to ``precompute``.
+
+    Raises:
+        ValueError: no complete feature set in ``path``.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.features = arrays.load_array(os.path.join(self.path,
+                                                       "features"))
+        self.manifest = arrays.read_manifest(
+            os.path.join(self.path, "features"))["metadata"]
+        labels = os.path.join(self.path, "labels")
+        self.labels = (arrays.load_array(labels)
+                       if os.path.isfile(labels + ".json") else None)
+
+    def __len__(self):
+        return len(self.features)
+
+    def batches(self, batch_size=64, **kwargs):
+        """A ``FeatureBatches`` over this set; kwargs go to it."""
+        return FeatureBatches(self.features, self.labels,
+                              batch_size=batch_size, **kwargs)
+
+
+def load_features(path):
+    """Opens the ``FeatureSet`` saved in ``path`` (see ``FeatureSet``)."""
+    return FeatureSet(path)
+
+
+class FeatureBatches(keras.utils.PyDataset):
+    """Shuffled batches from a (memory-mapped) feature array, read in blocks.
+
+    Each epoch the rows are cut into blocks of ``block_rows`` consecutive
+    rows; the blocks are put in a random order and taken ``window_blocks``
+    at a time. A window is read into memory with sequential reads, its rows
+    are shuffled, and batches are cut from it. At most two windows
+    (``2 * window_blocks * block_rows`` rows) are in memory at once, so the
+    feature file can be far larger than RAM. The order of epoch ``e``
+    depends only on ``(seed, e)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x, y = np.arange(10.0)[:, None], np.arange(10)
+    >>> b = FeatureBatches(x, y, batch_size=5, block_rows=2, seed=0)
+    >>> sorted(np.concatenate([b[0][1], b[1][1]]).tolist()) == list(range(10))
+    True
+
+    Args:
+        features: array (or ``numpy.memmap``) of shape ``(n, ...)``.
+        labels: array of ``n`` labels, or ``None``.
+        batch_size: int. Defaults to 64.
+        shuffle: bool. Defaults to ``True``.
+        seed: int. Defaults to 0.
+        block_rows: int. Rows per block. Defaults to 256.
+        window_blocks: int. Blocks shuffled together. Defaults to 8.
+        **kwargs: passed to ``keras.utils.PyDataset``.
+    """
+
+    def __init__(self, features, labels=None, *, batch_size=64, shuffle=True,
+                 seed=0, block_rows=256, window_blocks=8, **kwargs):
+        super().__init__(**kwargs)
+        for name, v in (("batch_size", batch_size), ("block_rows",
+                                                     block_rows),
+                        ("window_blocks", window_blocks)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) \
+                    or v < 1:
+                raise ValueError(f"`{name}` must be a positive int. "
+                                 f"Received: {name}={v!r}.")
+        self.x = features
+        self.y = None if labels is None else np.asarray(labels)
+        if self.y is not None and len(self.y) != len(self.x):
+            raise ValueError(f"{len(self.x)} feature rows but {len(self.y)} "
+                             f"labels.")
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.block_rows, self.window_blocks = block_rows, window_blocks
+        self.epoch = 0
+        self._lock = threading.Lock()
+        self._plan()
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._plan()
+
+    def _plan(self):
+        n = len(self.x)
+        blocks = np.arange(-(-n // self.block_rows))
+        self._cache = {}
+        if not self.shuffle:
+            self._order = None
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        blocks = blocks[rng.permutation(len(blocks))]
+        order, window_of, windows = [], [], []
+        for w, start in enumerate(range(0, len(blocks), self.window_blocks)):
+            chosen = np.sort(blocks[start:start + self.window_blocks])
+            spans = [(b * self.block_rows, min(n, (b + 1) * self.block_rows))
+                     for b in chosen]
+            rows = np.concatenate([np.arange(a, b) for a, b in spans])
+            order.append(rows[rng.permutation(len(rows))])
+            window_of.append(np.full(len(rows), w))
+            windows.append(spans)
+        self._order = np.concatenate(order)
+        self._window_of = np.concatenate(window_of)
+        self._windows = windows
+
+    def _window(self, w):
+        with self._lock:
+            if w not in self._cache:
+                spans = self._windows[w]
+                data = np.concatenate([np.asarray(self.x[a:b])
+                                       for a, b in spans])
+                rows = np.concatenate([np.arange(a, b) for a, b in spans])
+                for old in [k for k in self._cache if k < w - 1]:
+                    del self._cache[old]  # keep two windows at most
+                self._cache[w] = (rows, data)
+            return self._cache[w]
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch {index} out of range (0..{len(self)-1})")
+        sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        if self._order is None:  # in file order: one sequential read
+            x = np.asarray(self.x[sl])
+            return x if self.y is None else (x, self.y[sl])
+        rows, wins = self._order[sl], self._window_of[sl]
+        parts = []
+        for w in np.unique(wins):
+            wrows, data = self._window(int(w))
+            pick = rows[wins == w]
+            parts.append((np.nonzero(wins == w)[0],
+                          data[np.searchsorted(wrows, pick)]))
+        x = np.empty((len(rows),) + self.x.shape[1:], self.x.dtype)
+        for pos, values in parts:
+            x[pos] = values
+        if self.y is None:
+            return x
+        return x, self.y[rows]
