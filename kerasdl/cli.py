@@ -16,6 +16,7 @@ COMMANDS = (
     "kerasdl.commands.demo",
     "kerasdl.commands.summary",
     "kerasdl.commands.movielens",
+    "kerasdl.commands.statefarm",
 )
 
 

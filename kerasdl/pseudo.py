@@ -63,7 +63,7 @@ def pseudo_label(model, x, soft=True, threshold=None, batch_size=256):
 def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
                         rounds=2, fraction=0.25, batch_size=64, epochs=1,
                         soft=True, threshold=None, weight=1.0, seed=0,
-                        verbose=0, **fit_kwargs):
+                        steps_per_epoch=None, verbose=0, **fit_kwargs):
     """The pseudo-labelling loop: predict, mix, fit; repeated ``rounds``.
 
     Round 0 is the model as given (trained on the labels alone). Each
@@ -86,6 +86,9 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
         soft, threshold: as in ``pseudo_label``.
         weight: float. Sample weight of pseudo-labelled rows.
         seed: int. Seed of the batch mixing.
+        steps_per_epoch: int or None. Batches per epoch; by default one pass
+            over the labelled data (see ``MixedBatches``). Raise it to let
+            the model see more of a large unlabelled set each round.
         verbose: int. Passed to ``fit``.
         **fit_kwargs: other arguments for ``model.fit`` (callbacks ...).
 
@@ -114,7 +117,8 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
         xu = unlabelled if len(idx) == len(unlabelled) else unlabelled[idx]
         mix = MixedBatches(
             [(x, y), (xu, targets)], fractions=[1 - fraction, fraction],
-            batch_size=batch_size, weights=[1.0, weight], seed=seed + r)
+            batch_size=batch_size, weights=[1.0, weight], seed=seed + r,
+            steps_per_epoch=steps_per_epoch)
         model.fit(mix, epochs=epochs, verbose=verbose, **fit_kwargs)
         history.append(_evaluate(model, xv, yv, r, len(idx), batch_size))
     return history
