@@ -93,6 +93,9 @@ _EXPORTS = {
     "unfreeze": "kerasdl.train",
     "layer_groups": "kerasdl.train",
     "discriminative_optimizer": "kerasdl.train",
+    "LRFinder": "kerasdl.callbacks.lr_finder",
+    "LRFindResult": "kerasdl.callbacks.lr_finder",
+    "lr_find": "kerasdl.callbacks.lr_finder",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,300 @@
+"""The learning-rate finder (fastai's ``lr_find``) for any compiled model.
+
+The sweep runs inside one ``model.fit``: before each step the callback
+assigns the optimizer's learning-rate variable (exponential growth from
+``start_lr`` to ``end_lr`` over ``num_it`` steps), so nothing is
+recompiled or retraced. Weights, optimizer variables (the step counter
+included) and the learning rate are restored exactly afterwards.
+"""
+
+import math
+import os
+import random
+import tempfile
+
+import keras
+import numpy as np
+
+from kerasdl.callbacks import _hyper
+from kerasdl.callbacks import _suggest
+from kerasdl.callbacks._data import fit_inputs
+
+
+class LRFinder(keras.callbacks.Callback):
+    """Grows the learning rate exponentially and records the loss.
+
+    Before step ``i`` the rate is ``start_lr * (end_lr / start_lr) **
+    (i / num_it)``; the loss of each batch alone is recorded, with a
+    debiased moving average (``beta``). The sweep stops after ``num_it``
+    steps, when the smoothed loss exceeds 4x the best (``stop_div``), or
+    at the first NaN/inf loss; then the model and optimizer are restored.
+    With a ``MultiOptimizer`` every group keeps its ratio to the last one.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.SGD(), "mse")
+    >>> finder = LRFinder(1e-4, 1e-2, num_it=4)
+    >>> _ = model.fit(np.ones((8, 2)), np.ones(8), batch_size=2,
+    ...               verbose=0, callbacks=[finder])
+    >>> [round(lr, 6) for lr in finder.lrs], finder.stop_reason
+    ([0.0001, 0.000316, 0.001, 0.003162], 'num_it')
+
+    Args:
+        start_lr: float. First rate. Defaults to 1e-7.
+        end_lr: float. Rate reached after ``num_it`` steps. Defaults to 10.
+        num_it: int. Steps of the sweep. Defaults to 100.
+        stop_div: bool. Stop once the smoothed loss > 4x its best.
+            Defaults to ``True``.
+        beta: float. Smoothing of the loss, in ``[0, 1)``.
+            Defaults to 0.98.
+        restore: bool. Restore weights and optimizer at the end.
+            Defaults to ``True``.
+
+    Raises:
+        ValueError: bad arguments, or a model compiled with
+            ``steps_per_execution > 1``.
+    """
+
+    def __init__(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True,
+                 beta=0.98, restore=True):
+        super().__init__()
+        if not 0 < start_lr < end_lr:
+            raise ValueError(
+                f"Expected 0 < start_lr < end_lr. Received start_lr="
+                f"{start_lr}, end_lr={end_lr}. Try 1e-7 and 10.")
+        if int(num_it) != num_it or num_it < 1:
+            raise ValueError(f"`num_it` must be an integer >= 1. "
+                             f"Received: num_it={num_it}.")
+        if not 0 <= beta < 1:
+            raise ValueError(f"`beta` must be in [0, 1). Received: "
+                             f"beta={beta}. Try 0.98.")
+        self.start_lr, self.end_lr = float(start_lr), float(end_lr)
+        self.num_it, self.stop_div, self.beta = int(num_it), stop_div, beta
+        self.restore_state = restore
+        self.lrs, self.losses, self.smoothed = [], [], []
+        self.stop_reason = None
+        self._saved = None
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        _hyper.check_steps_per_execution(model, "LRFinder")
+        opt = model.optimizer
+        if opt is None:
+            raise ValueError("LRFinder: compile the model first.")
+        if not opt.built:
+            opt.build(model.trainable_variables)
+        rates = _hyper.get_lrs(opt)
+        self._ratios = [r / rates[-1] if rates[-1] else 1.0 for r in rates]
+        self._saved = [(v, np.array(v.numpy(), copy=True))
+                       for v in [*model.variables, *opt.variables]]
+        self.lrs, self.losses, self.smoothed = [], [], []
+        self._avg, self._best, self._it = 0.0, math.inf, 0
+        self.stop_reason = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        lr = self.start_lr * (self.end_lr / self.start_lr) ** (
+            self._it / self.num_it)
+        model = self.model  # on JAX this syncs the state first
+        _hyper.set_lrs(model.optimizer, [lr * r for r in self._ratios])
+        model.reset_metrics()  # so that logs["loss"] is this batch's loss
+        self._lr = lr
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", math.nan))
+        self._it += 1
+        if not math.isfinite(loss):
+            return self._stop("non-finite loss")
+        self._avg = self.beta * self._avg + (1 - self.beta) * loss
+        smooth = self._avg / (1 - self.beta ** (len(self.losses) + 1))
+        self.lrs.append(self._lr)
+        self.losses.append(loss)
+        self.smoothed.append(smooth)
+        self._best = min(self._best, smooth)
+        if self.stop_div and smooth > 4 * self._best:
+            return self._stop("diverged")
+        if self._it >= self.num_it:
+            return self._stop("num_it")
+
+    def _stop(self, reason):
+        self.stop_reason = reason
+        self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stop_reason is None:
+            self.stop_reason = "data exhausted"
+        if self.restore_state:
+            self.restore()
+
+    def restore(self):
+        """Puts back the weights and optimizer variables saved at the
+        start (once; later calls do nothing)."""
+        if self._saved is None:
+            return
+        self.model  # noqa: B018 (on JAX: sync the state first)
+        for var, value in self._saved:
+            var.assign(value)
+        self._saved = None
+
+
+class LRFindResult:
+    """What ``lr_find`` measured, and fastai's four suggestions.
+
+    Attributes:
+        lrs: numpy array. Rate of each recorded step.
+        losses: numpy array. Loss of each step's batch.
+        smoothed: numpy array. Debiased moving average of ``losses``.
+        valley, minimum, steep, slide: floats. Suggested rates (valley is
+            fastai's default), computed on the smoothed losses without the
+            first ``num_it // 10`` and last 5 points or any non-finite one.
+        suggestions: dict. ``{name: rate}``.
+        stop_reason: str. "num_it", "diverged", "non-finite loss" or
+            "data exhausted".
+
+    Raises:
+        ValueError: too few usable points for the suggestions.
+    """
+
+    def __init__(self, lrs, losses, smoothed, num_it, stop_reason):
+        self.lrs = np.asarray(lrs, float)
+        self.losses = np.asarray(losses, float)
+        self.smoothed = np.asarray(smoothed, float)
+        self.num_it, self.stop_reason = num_it, stop_reason
+        found = _suggest.suggest(self.lrs, self.smoothed, num_it)
+        self._index = {name: idx for name, (_, idx) in found.items()}
+        self.suggestions = {name: lr for name, (lr, _) in found.items()}
+        for name, lr in self.suggestions.items():
+            setattr(self, name, lr)
+
+    def __repr__(self):
+        found = ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items())
+        return (f"LRFindResult({len(self.lrs)} points, {found}, "
+                f"stop_reason={self.stop_reason!r})")
+
+    def to_dict(self):
+        """JSON-ready: suggestions, stop reason and the curve."""
+        return {"suggestions": dict(self.suggestions),
+                "stop_reason": self.stop_reason,
+                "lrs": self.lrs.tolist(), "losses": self.losses.tolist(),
+                "smoothed": self.smoothed.tolist()}
+
+    def plot(self, skip_end=5):
+        """Smoothed loss against the rate (log scale), with suggestions.
+
+        Returns:
+            A ``matplotlib.figure.Figure`` (no window is opened).
+        """
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6, 4))
+        ax = fig.add_subplot()
+        end = len(self.lrs) - skip_end if len(self.lrs) > skip_end else None
+        ax.plot(self.lrs[:end], self.smoothed[:end], color="C0")
+        for i, (name, lr) in enumerate(self.suggestions.items()):
+            idx = min(self._index[name], len(self.smoothed) - 1)
+            ax.plot(lr, self.smoothed[idx], "o", color=f"C{i + 1}",
+                    label=f"{name}: {lr:.2e}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss (smoothed)")
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
+    def save_plot(self, path):
+        """Writes ``plot()`` as a PNG (complete or not at all).
+
+        Returns:
+            ``path``.
+        """
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                self.plot().savefig(f, format="png", dpi=100)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return path
+
+
+def _sweep_inputs(inputs, num_it, batch_size, seed):
+    """Fit arguments for exactly ``num_it`` steps where the length is
+    known; otherwise ``steps_per_epoch=num_it`` (num_it is the contract)."""
+    x = inputs["x"]
+    arrays = keras.tree.flatten(x)
+    if arrays and all(isinstance(a, np.ndarray) for a in arrays):
+        n = len(arrays[0])
+        bs = batch_size or 32
+        order = np.random.default_rng(seed).permutation(n)
+        idx = np.resize(order, num_it * bs)  # repeats the permutation
+        take = lambda a: None if a is None else keras.tree.map_structure(
+            lambda t: np.asarray(t)[idx], a)
+        return {"x": take(x), "y": take(inputs.get("y")),
+                "sample_weight": take(inputs.get("sample_weight")),
+                "batch_size": bs, "shuffle": False, "epochs": 1}
+    if isinstance(x, keras.utils.PyDataset):
+        return {**inputs, "epochs": -(-num_it // len(x)), "shuffle": False}
+    return {**inputs, "steps_per_epoch": num_it, "epochs": 1}
+
+
+def lr_find(model, data=None, *, start_lr=1e-7, end_lr=10.0, num_it=100,
+            stop_div=True, beta=0.98, x=None, y=None, batch_size=None,
+            seed=0, verbose=0, callbacks=None):
+    """Sweeps the learning rate, restores the model, suggests rates.
+
+    Example:
+
+    >>> import numpy as np
+    >>> keras.utils.set_random_seed(0)
+    >>> x = np.random.randn(256, 4).astype("float32")
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.SGD(), "mse")
+    >>> result = lr_find(model, (x, x.sum(1)), num_it=40, batch_size=16)
+    >>> sorted(result.suggestions)
+    ['minimum', 'slide', 'steep', 'valley']
+    >>> 1e-7 < result.valley < 10
+    True
+
+    Args:
+        model: a compiled ``keras.Model`` with a float learning rate.
+        data: ``(x, y)`` tuple, ``PyDataset``, ``tf.data.Dataset`` or
+            generator; or pass ``x=``/``y=``. Arrays are sampled with
+            ``seed``; data of unknown length must yield ``num_it``
+            batches.
+        start_lr, end_lr, num_it, stop_div, beta: see ``LRFinder``.
+        x, y: as in ``model.fit``.
+        batch_size: int or None. For arrays. Defaults to 32.
+        seed: int. Order of the array samples. Defaults to 0.
+        verbose: int. Passed to ``model.fit``. Defaults to 0.
+        callbacks: list of extra callbacks.
+
+    Returns:
+        An ``LRFindResult``.
+
+    Raises:
+        ValueError: bad arguments, ``steps_per_execution > 1``, or too few
+            usable points (the model is restored first).
+    """
+    if getattr(model, "optimizer", None) is None or not model.compiled:
+        raise ValueError("lr_find: the model is not compiled. Call "
+                         "model.compile(optimizer=..., loss=...) first.")
+    finder = LRFinder(start_lr, end_lr, num_it, stop_div, beta)
+    fit_args = _sweep_inputs(fit_inputs(data, x, y, "lr_find"), num_it,
+                             batch_size, seed)
+    # fit may draw from the global numpy / Python generators (shuffling,
+    # data adapters): put them back too, so a later fit is unchanged.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        model.fit(**fit_args, verbose=verbose,
+                  callbacks=[finder, *(callbacks or [])])
+    finally:
+        if finder._saved is not None:
+            finder.restore()
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return LRFindResult(finder.lrs, finder.losses, finder.smoothed, num_it,
+                        finder.stop_reason)
