@@ -96,6 +96,8 @@ _EXPORTS = {
     "LRFinder": "kerasdl.callbacks.lr_finder",
     "LRFindResult": "kerasdl.callbacks.lr_finder",
     "lr_find": "kerasdl.callbacks.lr_finder",
+    "GradientSum": "kerasdl.callbacks.annealing",
+    "GradientRatioAnnealer": "kerasdl.callbacks.annealing",
 }
 
 __all__ = sorted(_EXPORTS)
