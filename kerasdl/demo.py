@@ -85,3 +85,42 @@ def format_table(rows):
     notes = sorted({r["note"] for r in rows if r.get("note")})
     out += [""] + [f"* {n}" for n in notes]
     return "\n".join(out)
+
+
+def find_learning_rate(seed=0, quick=False):
+    """LR finder on linear_bn, then one-cycle training at its suggestion."""
+    import keras
+
+    from kerasdl.callbacks.lr_finder import lr_find
+    from kerasdl.data.datasets import load_fashion_sample
+    from kerasdl.models import linear_bn
+    from kerasdl.models import param_counts
+    from kerasdl.train import fit_one_cycle
+
+    (x, y), (xv, yv), _ = load_fashion_sample()
+    x, xv = x.astype("float32"), xv.astype("float32")
+    if quick:
+        x, y = x[:1000], y[:1000]
+    epochs = 1 if quick else 2
+    keras.utils.set_random_seed(seed)
+    model = linear_bn(x.shape[1:], 10)
+    model.compile(optimizer=keras.optimizers.Adam(),
+                  loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    start = time.perf_counter()
+    found = lr_find(model, (x, y), batch_size=64, seed=seed)
+    fit_one_cycle(model, (x, y), epochs, found.valley, batch_size=64,
+                  verbose=0)
+    _, acc = model.evaluate(xv, yv, batch_size=256, verbose=0)
+    return [{
+        "step": "lr_find", "model": "linear_bn",
+        "params": param_counts(model)[0], "metric": "val_accuracy",
+        "value": round(float(acc), 4),
+        "seconds": round(time.perf_counter() - start, 1),
+        "note": f"lr_find on the Fashion-MNIST sample: valley "
+                f"{found.valley:.1e} ({found.stop_reason}), then "
+                f"fit_one_cycle {epochs} epoch(s) at it",
+    }]
+
+
+STEPS.append(find_learning_rate)
