@@ -17,6 +17,7 @@ COMMANDS = (
     "kerasdl.commands.summary",
     "kerasdl.commands.movielens",
     "kerasdl.commands.statefarm",
+    "kerasdl.commands.lr_find",
 )
 
 

@@ -238,3 +238,32 @@ def test_result_plot_and_save(tmp_path):
 
 def test_doctests():
     assert doctest.testmod(lr_finder).failed == 0
+
+
+def test_cli_on_bundled_sample_and_image_folder(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from kerasdl import cli
+
+    plot = tmp_path / "lr.png"
+    assert cli.main(["lr-find", "linear_bn", "--num-it", "30", "--json",
+                     "--batch-size", "32", "--plot", str(plot)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(out["suggestions"]) == ["minimum", "slide", "steep",
+                                          "valley"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    rng = np.random.RandomState(0)
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.randint(0, 255, (6, 8, 3), "uint8")).save(
+                tmp_path / "imgs" / c / f"{i}.png")
+    assert cli.main(["lr-find", "linear_bn", "--data",
+                     str(tmp_path / "imgs"), "--image-size", "6,8",
+                     "--batch-size", "4", "--num-it", "30", "--plot",
+                     str(plot)]) == 0
+    assert "valley" in capsys.readouterr().out
+    assert cli.main(["lr-find", "linear_bn", "--data", "nowhere"]) == 2
+    assert "neither" in capsys.readouterr().err
