@@ -151,3 +151,71 @@ def to_host(y):
     """A device result as a numpy array (waits for it)."""
     return keras.ops.convert_to_numpy(y)
 
+
+def fit_on_device(model, x, y, *, batch_size, epochs, seed=0):
+    """Trains a compiled model with every epoch run as one device program.
+
+    On JAX the whole epoch (shuffle, then one ``train_step`` per batch
+    under ``jax.lax.scan``) is one compiled call, so tiny steps (an
+    embedding model at batch 64) cost no Python or dispatch time each; the
+    last partial batch is trained too. Other backends call ``model.fit``
+    (shuffled, silent).
+
+    Args:
+        model: a compiled ``keras.Model``.
+        x: dict or array of inputs (numpy), all of the same length.
+        y: numpy array of targets.
+        batch_size: int.
+        epochs: int.
+        seed: int. Seed of the shuffling (JAX).
+
+    Returns:
+        A list of the mean training loss of each epoch.
+    """
+    if name() != "jax":
+        history = model.fit(x, y, batch_size=batch_size, epochs=epochs,
+                            shuffle=True, verbose=0)
+        return [float(v) for v in history.history["loss"]]
+    import jax
+    import jax.numpy as jnp
+
+    n = len(y)
+    steps, rem = divmod(n, batch_size)
+    x = keras.tree.map_structure(jnp.asarray, x)
+    y = jnp.asarray(y)
+    first = keras.tree.map_structure(lambda a: a[:batch_size], x)
+    model._symbolic_build(data_batch=(first, y[:batch_size], None))
+    groups = (model.trainable_variables, model.non_trainable_variables,
+              model.optimizer.variables, model.metrics_variables)
+    state = tuple([v.value for v in g] for g in groups)
+
+    def take(x, y, index):
+        return (keras.tree.map_structure(lambda a: a[index], x), y[index],
+                None)
+
+    def epoch(state, key, x, y):
+        perm = jax.random.permutation(key, n)
+        full = perm[:steps * batch_size].reshape(steps, batch_size)
+
+        def body(state, index):
+            logs, state = model.train_step(state, take(x, y, index))
+            return state, logs["loss"]
+
+        state, losses = jax.lax.scan(body, state, full)
+        total = jnp.sum(losses) * batch_size
+        if rem:
+            logs, state = model.train_step(
+                state, take(x, y, perm[steps * batch_size:]))
+            total = total + logs["loss"] * rem
+        return state, total / n
+
+    epoch = jax.jit(epoch)
+    losses = []
+    for e in range(epochs):
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), e)
+        state, loss = epoch(state, key, x, y)
+        losses.append(loss)
+    for group, values in zip(groups, state):
+        for variable, value in zip(group, values):
+            variable.assign(value)
+    return [float(v) for v in losses]

@@ -44,7 +44,41 @@ def train_baselines(seed=0, quick=False):
     return rows
 
 
+def train_recommender(seed=0, quick=False):
+    """Trains dot_bias on a generated ratings sample (lesson 4)."""
+    import numpy as np
+
+    from kerasdl.collab.evaluate import run_split
+    from kerasdl.collab.sample import generate_ratings
+    from kerasdl.collab.train import Recipe
+    from kerasdl.data.ratings import MovieLens
+    from kerasdl.models import param_counts
+
+    n_users, n_items = (200, 150) if quick else (500, 300)
+    ratings, titles = generate_ratings(n_users, n_items, density=0.15,
+                                       seed=seed)
+    data = MovieLens(ratings, titles, "generated", "<generated>",
+                     (1.0, 5.0))
+    small = Recipe(model="dot_bias", y_range=(0.5, 5.5), lr=3e-2,
+                   weight_decay=0.1, epochs=8, batch_size=256,
+                   one_cycle=True)
+    rows, model = run_split(data, f"random:{seed}", (small,), seed=seed)
+    row = rows[0]
+    baseline = float(np.sqrt(np.mean(
+        (ratings["rating"].to_numpy() - model.mean) ** 2)))
+    return [{
+        "step": "recommender", "model": "dot_bias",
+        "params": param_counts(model.models[0])[0], "metric": "rmse",
+        "value": round(row["rmse"], 4), "seconds": row["seconds"],
+        "note": f"GENERATED ratings sample ({len(ratings):,} ratings, "
+                f"{n_users} users, {n_items} items, hidden factors + noise, "
+                f"not real data), split {row['split']}, dot_bias 8 epochs "
+                f"one-cycle; predicting the mean gives RMSE {baseline:.2f}",
+    }]
+
+
 STEPS = [train_baselines]
+STEPS.append(train_recommender)
 
 
 def run_demo(seed=0, quick=False):

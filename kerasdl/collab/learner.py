@@ -15,7 +15,7 @@ class CollabModel:
     """One or several trained rating models and what they were trained on.
 
     Predictions of several models (an ensemble, or several seeds) are
-    averaged.
+    averaged, with ``weights`` when given.
 
     Example:
 
@@ -40,11 +40,20 @@ class CollabModel:
         mean: float. Mean training rating (the fallback prediction).
         rating_range: (float, float). Predictions are clipped to it.
         titles: dict raw item id -> title (optional).
+        weights: list of float or None. Weight of each model in the
+            average (normalised to sum to 1). Defaults to equal weights.
     """
 
     def __init__(self, models, users, items, *, seen_users, seen_items,
-                 mean, rating_range, titles=None):
+                 mean, rating_range, titles=None, weights=None):
         self.models = list(models)
+        weights = [1.0] * len(self.models) if weights is None else weights
+        if len(weights) != len(self.models) or min(weights) < 0 or not (
+                sum(weights) > 0):
+            raise ValueError(
+                f"`weights` must be one non-negative number per model "
+                f"({len(self.models)}), not all 0. Received: {weights!r}.")
+        self.weights = [w / sum(weights) for w in weights]
         self.users, self.items = users, items
         self.seen_users = np.zeros(len(users), bool)
         self.seen_users[users.encode(np.unique(seen_users))] = True
@@ -62,10 +71,10 @@ class CollabModel:
         """Averaged raw model output for encoded indices (no checks)."""
         x = {"user": np.asarray(u, np.int32), "item": np.asarray(i, np.int32)}
         out = np.zeros(len(x["user"]), np.float64)
-        for model in self.models:
-            out += model.predict(x, batch_size=batch_size,
-                                 verbose=0).reshape(-1)
-        return out / len(self.models)
+        for model, weight in zip(self.models, self.weights):
+            out += weight * model.predict(x, batch_size=batch_size,
+                                          verbose=0).reshape(-1)
+        return out
 
     def predict(self, users, items, unknown="raise"):
         """Predicted ratings for pairs of raw ids, clipped to the scale.

@@ -2,7 +2,7 @@
 
 from kerasdl.commands import print_json
 
-_MODELS = ("dot", "dot_bias", "nn", "best")
+_MODELS = ("dot", "dot_bias", "dot_bias8", "nn", "best")
 
 
 def add_parser(sub):

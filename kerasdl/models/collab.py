@@ -243,3 +243,4 @@ def collab_nn(n_users, n_items, n_factors=50, *, hidden=(70,),
     if y_range is not None:
         out = ScaledSigmoid(*y_range, name="y_range")(out)
     return keras.Model({"user": user, "item": item}, out, name=name)
+

@@ -1,0 +1,90 @@
+"""``kerasdl movielens``: RMSE with the split's name, JSON lines, analysis,
+and one-line errors with exit code 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kerasdl import cli
+from kerasdl.collab.sample import generate_ratings
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ml-gen")
+    ratings, titles = generate_ratings(60, 40, density=0.3, seed=2)
+    with open(path / "u.data", "w") as f:
+        for u, i, r, t in ratings.itertuples(index=False):
+            f.write(f"{u}\t{i}\t{int(r)}\t{t}\n")
+    with open(path / "u.item", "w", encoding="latin-1") as f:
+        for i, title in titles.items():
+            f.write(f"{i}|{title}|01-Jan-1995||http://x|0\n")
+    return path
+
+
+def test_json_line_names_the_split(folder, capsys, tmp_path):
+    png = tmp_path / "factors.png"
+    code = cli.main(["movielens", "--data", str(folder), "--split",
+                     "random:3", "--epochs", "1", "--json", "--analysis",
+                     "--plot", str(png)])
+    assert code == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    row = lines[0]
+    assert row["split"] == "random:3" and row["data"] == "ml-100k"
+    assert row["recipe"] == "dot_bias" and 0.3 < row["rmse"] < 2.0
+    total = len((folder / "u.data").read_text().splitlines())
+    assert row["n"] + row["train"] == total and row["n"] > 0.1 * total
+    analysis = lines[1]["analysis"]
+    assert len(analysis["pca_ends"]) == 3
+    assert analysis["bias_highest"][0][0].startswith("generated item")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_text_output_prints_rmse_and_split(folder, capsys):
+    assert cli.main(["movielens", "--data", str(folder), "--split",
+                     "random:0", "--model", "dot", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ml-100k split random:0: RMSE ")
+    assert "recipe dot" in out
+
+
+def _run(*args):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH"))
+                           if p)
+    return subprocess.run([sys.executable, "-m", "kerasdl", *args],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=path))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--split", "u9"], "unknown split 'u9'"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--model", "svd"], "invalid choice: 'svd'"),
+])
+def test_user_mistakes_one_line_exit_2(folder, args, needle):
+    result = _run("movielens", "--data", str(folder), *args)
+    assert result.returncode == 2, result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.startswith("kerasdl")]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_folder_and_bad_rows(tmp_path, capsys):
+    assert cli.main(["movielens", "--data", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "u.data").write_text("1\t2\t5\t0\n1\t3\t7\t0\n")
+    assert cli.main(["movielens", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: rating outside 1..5" in err and err.count("\n") == 1
+
+
+def test_ml100k_folds_needed_for_u_splits(tmp_path, capsys):
+    (tmp_path / "ratings.csv").write_text(
+        "userId,movieId,rating\n1,2,3.5\n2,2,4\n")
+    assert cli.main(["movielens", "--data", str(tmp_path), "--split",
+                     "5fold"]) == 2
+    assert "use random:SEED or lesson" in capsys.readouterr().err
