@@ -221,21 +221,42 @@ class LRFindResult:
         return path
 
 
+class _ArraySweep(keras.utils.PyDataset):
+    """``num_it`` batches drawn in a seeded order from arrays, gathered
+    one batch at a time (no copy of the data)."""
+
+    def __init__(self, inputs, num_it, batch_size, seed):
+        super().__init__()
+        self.inputs, self.bs, self.num_it = inputs, batch_size, num_it
+        n = len(keras.tree.flatten(inputs["x"])[0])
+        order = np.random.default_rng(seed).permutation(n)
+        self.idx = np.resize(order, num_it * batch_size)  # repeats
+
+    def __len__(self):
+        return self.num_it
+
+    def __getitem__(self, i):
+        rows = self.idx[i * self.bs:(i + 1) * self.bs]
+        take = lambda a: keras.tree.map_structure(
+            lambda t: np.asarray(t)[rows], a)
+        out = [take(self.inputs["x"])]
+        for key in ("y", "sample_weight"):
+            if self.inputs.get(key) is not None:
+                out.append(take(self.inputs[key]))
+        return tuple(out)
+
+
 def _sweep_inputs(inputs, num_it, batch_size, seed):
     """Fit arguments for exactly ``num_it`` steps where the length is
     known; otherwise ``steps_per_epoch=num_it`` (num_it is the contract)."""
     x = inputs["x"]
     arrays = keras.tree.flatten(x)
     if arrays and all(isinstance(a, np.ndarray) for a in arrays):
-        n = len(arrays[0])
-        bs = batch_size or 32
-        order = np.random.default_rng(seed).permutation(n)
-        idx = np.resize(order, num_it * bs)  # repeats the permutation
-        take = lambda a: None if a is None else keras.tree.map_structure(
-            lambda t: np.asarray(t)[idx], a)
-        return {"x": take(x), "y": take(inputs.get("y")),
-                "sample_weight": take(inputs.get("sample_weight")),
-                "batch_size": bs, "shuffle": False, "epochs": 1}
+        if inputs.get("y") is None:
+            raise ValueError("lr_find: arrays need targets: pass (x, y) or "
+                             "x= and y=.")
+        return {"x": _ArraySweep(inputs, num_it, batch_size or 32, seed),
+                "epochs": 1}
     if isinstance(x, keras.utils.PyDataset):
         return {**inputs, "epochs": -(-num_it // len(x)), "shuffle": False}
     return {**inputs, "steps_per_epoch": num_it, "epochs": 1}
