@@ -267,3 +267,26 @@ def test_cli_on_bundled_sample_and_image_folder(tmp_path, capsys):
     assert "valley" in capsys.readouterr().out
     assert cli.main(["lr-find", "linear_bn", "--data", "nowhere"]) == 2
     assert "neither" in capsys.readouterr().err
+
+
+def test_groups_keep_their_ratio_during_the_sweep():
+    from kerasdl.train import discriminative_optimizer
+
+    model = _model()
+    model.compile(discriminative_optimizer(model, slice(1e-4, 1e-2),
+                                           keras.optimizers.SGD(), groups=3),
+                  "sparse_categorical_crossentropy")
+
+    class Rates(keras.callbacks.Callback):
+        seen = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            opts = self.model.optimizer.optimizers
+            self.seen.append([float(o.learning_rate.numpy()) for o in opts])
+
+    finder = LRFinder(1e-6, 1e-3, num_it=5, stop_div=False)
+    model.fit(X, Y, batch_size=8, verbose=0, callbacks=[finder, Rates()])
+    np.testing.assert_allclose(Rates.seen, [[lr / 100, lr / 10, lr]
+                                            for lr in finder.lrs], rtol=1e-5)
+    rates = [float(o.learning_rate.numpy()) for o in model.optimizer.optimizers]
+    np.testing.assert_allclose(rates, [1e-4, 1e-3, 1e-2], rtol=1e-6)
