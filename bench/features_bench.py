@@ -108,11 +108,17 @@ def main():
              images_per_s=round(len(fs) / sec, 1),
              gb_written=round(fs.features.nbytes / 1e9, 2), **common)
         big = np.concatenate([host] * (1 if args.quick else 4))
+        from kerasdl.features import _Source
+
+        t = time.perf_counter()
+        _Source(big)
+        emit(what="data_fingerprint_blake2b", n=len(big),
+             seconds=round(time.perf_counter() - t, 2))
         t = time.perf_counter()
         fs = precompute(model, big, os.path.join(tmp, "g"), layer=None,
                         verbose=0)
         sec = time.perf_counter() - t
-        emit(what="precompute_to_disk", n=len(fs),
+        emit(what="precompute_to_disk_step_reused", n=len(fs),
              images_per_s=round(len(fs) / sec, 1),
              gb_written=round(fs.features.nbytes / 1e9, 2), **common)
     if os.path.isdir(args.statefarm):

@@ -97,9 +97,6 @@ def compiled_inference(model, prepare=None, finish=None):
     if backend == "jax":
         import jax
 
-        trainable = [v.value for v in model.trainable_variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-
         def pure(tv, ntv, x, *extra):
             if prepare is not None:
                 x = prepare(x, *extra)
@@ -107,7 +104,12 @@ def compiled_inference(model, prepare=None, finish=None):
             return y if finish is None else finish(y)
 
         jitted = jax.jit(pure)
-        return lambda x, *extra: jitted(trainable, non_trainable, x, *extra)
+        def call(x, *extra):  # current weights, read at every call
+            return jitted([v.value for v in model.trainable_variables],
+                          [v.value for v in model.non_trainable_variables],
+                          x, *extra)
+
+        return call
 
     def forward(x, *extra):
         if prepare is not None:

@@ -11,6 +11,9 @@ import collections
 import concurrent.futures
 import errno
 import os
+import queue
+import threading
+import weakref
 
 import keras
 import numpy as np
@@ -39,9 +42,22 @@ def low_precision_copy(model, policy):
     return copy
 
 
+_STEPS = weakref.WeakKeyDictionary()
+
+
 def make_step(model, augment=None, out_dtype="float16", input_dtype="uint8"):
     """The compiled step: uint8 images (+ augmentation uniforms) in,
-    ``out_dtype`` model outputs out."""
+    ``out_dtype`` model outputs out. Reused for the same model, augment
+    layer and dtypes, so a second call compiles nothing."""
+    key = (id(augment), out_dtype, input_dtype)
+    cached = _STEPS.setdefault(model, {})
+    if key not in cached or cached[key][0] is not augment:
+        cached[key] = (augment, _make_step(model, augment, out_dtype,
+                                           input_dtype))
+    return cached[key][1]
+
+
+def _make_step(model, augment, out_dtype, input_dtype):
     parts = []
     if augment is not None:
         parts = augment.layers if isinstance(augment, keras.Sequential) \
@@ -63,40 +79,78 @@ def make_step(model, augment=None, out_dtype="float16", input_dtype="uint8"):
 def run(step, n_chunks, load, sink, *, depth=2, threads=2, progress=None):
     """Runs ``step`` over chunks ``0..n_chunks-1`` in order.
 
+    Loader threads prepare the next chunks and start their copies to the
+    device; the main thread only dispatches ``step``; a writer thread waits
+    for each result, copies it to the host and calls ``sink`` in chunk
+    order, so transfers in both directions overlap the computation.
+
     Args:
         step: compiled function (device input, *extras) -> device output.
         n_chunks: int. Chunks to process; ``load(k)`` must be pure.
         load: ``load(k) -> (x, extras, n_valid)`` host arrays.
         sink: ``sink(k, y_host_first_n_valid)``, called in chunk order.
-        depth: int. Results kept in flight before the oldest is fetched.
+        depth: int. Results in flight before dispatch waits; 0 runs each
+            chunk to the end before the next (no writer thread).
         threads: int. Host threads preparing the next chunks.
         progress: callable or None, called with the chunk count done.
     """
     if n_chunks == 0:
         return
+    done, failure = [0], []
+
+    def load_to_device(k):
+        x, extras, n = load(k)
+        return (_backend.to_device(x),
+                [_backend.to_device(e) for e in extras], n)
+
+    def finish(j, y, m):
+        sink(j, _backend.to_host(y)[:m])
+        done[0] += 1
+        if progress is not None:
+            progress(done[0])
+
+    results, writer = None, None
+    if depth > 0:
+        results = queue.Queue(maxsize=depth)
+
+        def drain():
+            while True:
+                item = results.get()
+                if item is None:
+                    return
+                if not failure:
+                    try:
+                        finish(*item)
+                    except BaseException as e:  # re-raised by the caller
+                        failure.append(e)
+
+        writer = threading.Thread(target=drain, name="kerasdl-fetch",
+                                  daemon=True)
+        writer.start()
     pool = concurrent.futures.ThreadPoolExecutor(threads)
     try:
-        ahead = collections.deque(
-            pool.submit(load, k) for k in range(min(n_chunks, threads + 1)))
+        ahead = collections.deque(pool.submit(load_to_device, k)
+                                  for k in range(min(n_chunks, threads + 1)))
         next_load = len(ahead)
-        pending = collections.deque()
-        done = 0
         for k in range(n_chunks):
-            x, extras, n = ahead.popleft().result()
+            xd, extras, n = ahead.popleft().result()
             if next_load < n_chunks:
-                ahead.append(pool.submit(load, next_load))
+                ahead.append(pool.submit(load_to_device, next_load))
                 next_load += 1
-            xd = _backend.to_device(x)
-            extras = [_backend.to_device(e) for e in extras]
-            pending.append((k, _backend.start_fetch(step(xd, *extras)), n))
-            while len(pending) > depth or (k == n_chunks - 1 and pending):
-                j, y, m = pending.popleft()
-                sink(j, _backend.to_host(y)[:m])
-                done += 1
-                if progress is not None:
-                    progress(done)
+            y = _backend.start_fetch(step(xd, *extras))
+            if results is None:
+                finish(k, y, n)
+            elif failure:
+                break
+            else:
+                results.put((k, y, n))
     finally:
+        if results is not None:
+            results.put(None)
+            writer.join()
         pool.shutdown(wait=True, cancel_futures=True)
+    if failure:
+        raise failure[0]
 
 
 class RowFile:
