@@ -82,7 +82,7 @@ def main():
         i = (k * bs) % n_host
         sink_buf[i:i + bs] = y
 
-    for depth in (0, 2):
+    for depth in (0, 2, 4):
         _extract.run(step16, 2, load, sink, depth=depth)  # warm-up
         t = time.perf_counter()
         _extract.run(step16, n_chunks, load, sink, depth=depth)
