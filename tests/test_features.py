@@ -284,3 +284,19 @@ def test_backend_helpers(backend):
     y = _backend.to_host(_backend.start_fetch(step(_backend.to_device(x))))
     assert y.dtype == np.float16 and y.shape == (4, 3)
     np.testing.assert_allclose(y, model.predict(x, verbose=0), atol=2e-3)
+
+
+def test_low_precision_copy_keeps_the_weights(tmp_path):
+    x, y = _data(n=8)
+    model = _model()
+    full = precompute(model, (x, y), tmp_path / "a", layer="flat",
+                      dtype="float32", verbose=0)
+    low = precompute(model, (x, y), tmp_path / "b", layer="flat",
+                     dtype="float32", compute_dtype="mixed_bfloat16",
+                     verbose=0)
+    assert low.manifest["compute_dtype"] == "mixed_bfloat16"
+    assert low.manifest["weights"] == full.manifest["weights"]
+    assert not np.array_equal(low.features, full.features)  # really bf16
+    np.testing.assert_allclose(low.features, full.features, rtol=0.05,
+                               atol=0.05)
+    assert model.layers[2].dtype_policy.name == "float32"  # untouched
