@@ -4,6 +4,8 @@ Everything else in the package uses ``keras.ops``. Each helper here has a
 test on every backend (tests/test_backend.py).
 """
 
+import weakref
+
 import keras
 
 
@@ -154,6 +156,38 @@ def to_host(y):
     return keras.ops.convert_to_numpy(y)
 
 
+_EPOCH_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _epoch_function(model, n, batch_size):
+    import jax
+    import jax.numpy as jnp
+
+    steps, rem = divmod(n, batch_size)
+
+    def take(x, y, index):
+        return (keras.tree.map_structure(lambda a: a[index], x), y[index],
+                None)
+
+    def epoch(state, key, x, y):
+        perm = jax.random.permutation(key, n)
+        full = perm[:steps * batch_size].reshape(steps, batch_size)
+
+        def body(state, index):
+            logs, state = model.train_step(state, take(x, y, index))
+            return state, logs["loss"]
+
+        state, losses = jax.lax.scan(body, state, full)
+        total = jnp.sum(losses) * batch_size
+        if rem:
+            logs, state = model.train_step(
+                state, take(x, y, perm[steps * batch_size:]))
+            total = total + logs["loss"] * rem
+        return state, total / n
+
+    return jax.jit(epoch)
+
+
 def fit_on_device(model, x, y, *, batch_size, epochs, seed=0):
     """Trains a compiled model with every epoch run as one device program.
 
@@ -182,7 +216,6 @@ def fit_on_device(model, x, y, *, batch_size, epochs, seed=0):
     import jax.numpy as jnp
 
     n = len(y)
-    steps, rem = divmod(n, batch_size)
     x = keras.tree.map_structure(jnp.asarray, x)
     y = jnp.asarray(y)
     first = keras.tree.map_structure(lambda a: a[:batch_size], x)
@@ -191,27 +224,12 @@ def fit_on_device(model, x, y, *, batch_size, epochs, seed=0):
               model.optimizer.variables, model.metrics_variables)
     state = tuple([v.value for v in g] for g in groups)
 
-    def take(x, y, index):
-        return (keras.tree.map_structure(lambda a: a[index], x), y[index],
-                None)
-
-    def epoch(state, key, x, y):
-        perm = jax.random.permutation(key, n)
-        full = perm[:steps * batch_size].reshape(steps, batch_size)
-
-        def body(state, index):
-            logs, state = model.train_step(state, take(x, y, index))
-            return state, logs["loss"]
-
-        state, losses = jax.lax.scan(body, state, full)
-        total = jnp.sum(losses) * batch_size
-        if rem:
-            logs, state = model.train_step(
-                state, take(x, y, perm[steps * batch_size:]))
-            total = total + logs["loss"] * rem
-        return state, total / n
-
-    epoch = jax.jit(epoch)
+    signature = (n, batch_size, tuple(keras.tree.flatten(
+        keras.tree.map_structure(lambda a: (a.shape, str(a.dtype)), x))))
+    cache = _EPOCH_FUNCTIONS.setdefault(model, {})
+    if signature not in cache:  # compiled once per model and data shape
+        cache[signature] = _epoch_function(model, n, batch_size)
+    epoch = cache[signature]
     losses = []
     for e in range(epochs):
         key = jax.random.fold_in(jax.random.PRNGKey(seed), e)

@@ -14,10 +14,24 @@ IMAGE_BUILDERS = {
     "vgg16_bn": ("kerasdl.models.vgg", "vgg16_bn", (224, 224, 3), 1000),
 }
 
+# Embedding recommenders (lesson 4): the "input shape" is (users, items,
+# factors), by default ml-latest-small's 671 x 9,066 x 50; classes unused.
+COLLAB_BUILDERS = {"dot": "dot", "dot_bias": "dot_bias"}
+COLLAB_SHAPE = (671, 9066, 50)
+
+
+def _collab_builder(func):
+    def build(shape, classes=None):
+        from kerasdl.models import collab
+
+        return getattr(collab, func)(*shape)
+
+    return build
+
 
 def names():
     """The model names ``kerasdl summary`` accepts, sorted."""
-    return sorted(IMAGE_BUILDERS)
+    return sorted([*IMAGE_BUILDERS, *COLLAB_BUILDERS])
 
 
 def lookup(name):
@@ -26,6 +40,8 @@ def lookup(name):
     Raises:
         ValueError: ``name`` is not a known model.
     """
+    if name in COLLAB_BUILDERS:
+        return _collab_builder(COLLAB_BUILDERS[name]), COLLAB_SHAPE, None
     if name not in IMAGE_BUILDERS:
         raise ValueError(
             f"unknown model {name!r}; expected one of: {', '.join(names())}"

@@ -146,3 +146,18 @@ def test_fit_on_device_trains_every_row(backend):
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 140
     pred = model.predict(x, verbose=0).ravel()
     assert np.sqrt(np.mean((pred - y) ** 2)) < 0.8
+
+
+def test_fit_on_device_reuses_its_compiled_epoch(backend):
+    from kerasdl import _backend
+
+    x = _x(np.arange(40) % 4, np.arange(40) % 3)
+    y = np.ones(40, "float32")
+    model = dot_bias(4, 3, 2, l2=None)
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    for _ in range(3):
+        _backend.fit_on_device(model, x, y, batch_size=16, epochs=1)
+    if backend == "jax":
+        (epoch,) = _backend._EPOCH_FUNCTIONS[model].values()
+        assert epoch._cache_size() == 1  # traced once for three calls
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 9

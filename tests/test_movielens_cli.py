@@ -88,3 +88,14 @@ def test_ml100k_folds_needed_for_u_splits(tmp_path, capsys):
     assert cli.main(["movielens", "--data", str(tmp_path), "--split",
                      "5fold"]) == 2
     assert "use random:SEED or lesson" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,total", [("dot", 486_850),
+                                        ("dot_bias", 496_587)])
+def test_summary_knows_the_lesson_models(name, total, capsys):
+    assert cli.main(["summary", name, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["total"] == total and out["input_shape"] == [671, 9066, 50]
+    assert cli.main(["summary", name, "--input-shape", "943,1682,10"]) == 0
+    assert f"total: {(943 + 1682) * (11 if name == 'dot_bias' else 10):,}" \
+        in capsys.readouterr().out

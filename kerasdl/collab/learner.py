@@ -2,8 +2,9 @@
 training facts needed to predict, score and explain.
 
 ``CollabModel.predict`` refuses users and items it never saw in training
-unless the caller asks for the documented fallback (``unknown="mean"``:
-the training mean rating for any pair with an unseen id).
+unless the caller asks for the documented fallback (``unknown="mean"``: a
+pair with an unseen id gets the user's mean training rating when the user
+was seen, else the item's when the item was seen, else the overall mean).
 """
 
 import numpy as np
@@ -42,10 +43,14 @@ class CollabModel:
         titles: dict raw item id -> title (optional).
         weights: list of float or None. Weight of each model in the
             average (normalised to sum to 1). Defaults to equal weights.
+        user_means: dict raw user id -> mean training rating (for the
+            fallback; users left out fall back to ``mean``).
+        item_means: dict raw item id -> mean training rating.
     """
 
     def __init__(self, models, users, items, *, seen_users, seen_items,
-                 mean, rating_range, titles=None, weights=None):
+                 mean, rating_range, titles=None, weights=None,
+                 user_means=None, item_means=None):
         self.models = list(models)
         weights = [1.0] * len(self.models) if weights is None else weights
         if len(weights) != len(self.models) or min(weights) < 0 or not (
@@ -62,6 +67,8 @@ class CollabModel:
         self.mean = float(mean)
         self.rating_range = tuple(rating_range)
         self.titles = dict(titles or {})
+        self.user_means = {} if user_means is None else dict(user_means)
+        self.item_means = {} if item_means is None else dict(item_means)
 
     def title(self, item):
         """The title of a raw item id (``"item ID"`` without titles)."""
@@ -83,8 +90,9 @@ class CollabModel:
             users: array-like of raw user ids.
             items: array-like of raw item ids, same length.
             unknown: ``"raise"`` (default): a ``ValueError`` naming any id
-                not seen in training; ``"mean"``: such pairs get the mean
-                training rating (the documented fallback).
+                not seen in training; ``"mean"``: such pairs get the
+                user's mean training rating if the user was seen, else the
+                item's, else the overall mean (the documented fallback).
 
         Returns:
             A float64 numpy array of predictions.
@@ -106,7 +114,9 @@ class CollabModel:
         known[known] = self.seen_users[u[known]] & self.seen_items[i[known]]
         if unknown == "raise" and not known.all():
             self._raise_unseen(users, items, u, i)
-        out = np.full(len(users), self.mean)
+        out = np.empty(len(users), np.float64)
+        out[~known] = [self.user_means.get(u_, self.item_means.get(
+            i_, self.mean)) for u_, i_ in zip(users[~known], items[~known])]
         if known.any():
             out[known] = self.predict_indices(u[known], i[known])
         return np.clip(out, *self.rating_range)
@@ -122,14 +132,15 @@ class CollabModel:
         raise ValueError(
             f"{' and '.join(parts)} had no ratings in training, so the "
             f"model knows nothing about them. Leave them out, or pass "
-            f"unknown='mean' to predict the training mean "
-            f"({self.mean:.3f}) for them.")
+            f"unknown='mean' to predict the user's (else the item's, else "
+            f"the overall: {self.mean:.3f}) mean training rating for them.")
 
     def evaluate(self, ratings):
         """Scores the model on a DataFrame of ratings.
 
-        Pairs with an id unseen in training get the training mean (they
-        are counted in ``fallback``), so every test rating is scored.
+        Pairs with an id unseen in training get the ``unknown="mean"``
+        fallback (they are counted in ``fallback``), so every test rating
+        is scored.
 
         Returns:
             A dict with ``rmse``, ``mae``, ``n`` and ``fallback``.
