@@ -161,3 +161,15 @@ def test_fit_on_device_reuses_its_compiled_epoch(backend):
         (epoch,) = _backend._EPOCH_FUNCTIONS[model].values()
         assert epoch._cache_size() == 1  # traced once for three calls
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 9
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    for name in ("kerasdl.models.collab", "kerasdl.models.autorec",
+                 "kerasdl.data.ratings", "kerasdl.collab.splits",
+                 "kerasdl.collab.learner", "kerasdl.collab.sample",
+                 "kerasdl.collab.train", "kerasdl.collab.analysis"):
+        result = doctest.testmod(importlib.import_module(name))
+        assert result.failed == 0, name

@@ -16,7 +16,7 @@ def generate_ratings(n_users=300, n_items=200, n_factors=4, density=0.1,
     Example:
 
     >>> ratings, titles = generate_ratings(50, 40, seed=0)
-    >>> sorted(ratings.columns), ratings["rating"].between(1, 5).all()
+    >>> sorted(ratings.columns), bool(ratings["rating"].between(1, 5).all())
     (['item', 'rating', 'timestamp', 'user'], True)
     >>> titles[1]
     'generated item 1'
