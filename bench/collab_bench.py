@@ -1,6 +1,7 @@
-"""Training speed of dot_bias on ml-100k u1.base (80,000 ratings).
+r"""Training speed of dot_bias on ml-100k u1.base (80,000 ratings).
 
-    KERAS_BACKEND=jax python bench/collab_bench.py --data ../shared/data/ml-100k
+    KERAS_BACKEND=jax python bench/collab_bench.py \
+        --data ../shared/data/ml-100k
 
 Prints one JSON line per (loop, batch size): backend, device, loop
 (``fit``: model.fit; ``fit_spe``: model.fit with steps_per_execution;

@@ -1,7 +1,8 @@
-"""Scores recipes on the validation split carved from u1.base (never on
+r"""Scores recipes on the validation split carved from u1.base (never on
 u1.test): how the ``best`` recipe's members and weights were chosen.
 
-    KERAS_BACKEND=jax python bench/collab_validate.py --data ../shared/data/ml-100k
+    KERAS_BACKEND=jax python bench/collab_validate.py \
+        --data ../shared/data/ml-100k
 
 The validation split applies mku.sh's rule again inside u1.base: u1.base is
 rows 20,000-99,999 of u.data, so validation = rows 20,000-35,999 (the

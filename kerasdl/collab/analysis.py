@@ -36,7 +36,7 @@ def bias_ranking(model, ratings, *, top_n=2000, k=15):
 
     Example:
 
-    >>> low, high = bias_ranking(model, train, top_n=100, k=3)  # doctest: +SKIP
+    >>> low, high = bias_ranking(model, train, k=3)  # doctest: +SKIP
     >>> high[0]  # doctest: +SKIP
     ('Shawshank Redemption, The (1994)', 0.91)
 

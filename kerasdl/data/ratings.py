@@ -243,9 +243,8 @@ def _check(raw, file, scale, on_bad, first_line):
         lines = []
         for mask, what in problems:
             for i in np.flatnonzero(mask)[:_SHOW]:
-                row = raw.iloc[i]
-                lines.append(f"line {i + first_line}: {what} "
-                             f"({', '.join(str(row[c]) for c in raw.columns[:3])})")
+                shown = ", ".join(str(v) for v in raw.iloc[i].iloc[:3])
+                lines.append(f"line {i + first_line}: {what} ({shown})")
         raise ValueError(
             f"{file!r}: {int(bad.sum())} bad row(s), e.g. "
             f"{'; '.join(lines[:_SHOW])}. Fix the file or pass "
