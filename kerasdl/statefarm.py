@@ -39,10 +39,12 @@ class Pipeline:
         weights: str or None. Weights file for ``base="vgg16"``.
         quick: bool. A few hundred images and one epoch per step (tests).
         verbose: int. Passed to ``fit``.
+        log: callable or None. Called with each step's row when it ends.
     """
 
     def __init__(self, data, out, *, size=(60, 80), val_drivers=5, seed=0,
-                 base="scratch", weights=None, quick=False, verbose=0):
+                 base="scratch", weights=None, quick=False, verbose=0,
+                 log=None):
         if base not in ("scratch", "vgg16"):
             raise ValueError(f"`base` must be 'scratch' or 'vgg16'. "
                              f"Received: base={base!r}.")
@@ -54,6 +56,7 @@ class Pipeline:
         self.data, self.out, self.size = data, out, tuple(size)
         self.val_drivers, self.seed, self.base = val_drivers, seed, base
         self.weights, self.quick, self.verbose = weights, quick, verbose
+        self.log = log
         self.rows, self.curves = [], {}
         os.makedirs(out, exist_ok=True)
 
@@ -264,8 +267,8 @@ class Pipeline:
             row["params"] = int(model.count_params())
         row["seconds"] = round(time.perf_counter() - start, 1)
         self.rows.append(row)
-        if self.verbose:
-            print(row, flush=True)
+        if self.log is not None:
+            self.log(row)
 
 
 def _log_loss(y, probs):
@@ -275,7 +278,8 @@ def _log_loss(y, probs):
 
 
 def run_statefarm(data, out, *, size=(60, 80), val_drivers=5, seed=0,
-                  base="scratch", weights=None, quick=False, verbose=0):
+                  base="scratch", weights=None, quick=False, verbose=0,
+                  log=None):
     """Runs every step and writes the report into ``out``.
 
     ``out`` receives ``report.md``, ``report.json``, ``lr_find.png``,
@@ -289,8 +293,8 @@ def run_statefarm(data, out, *, size=(60, 80), val_drivers=5, seed=0,
     'clipped predictions (m=0.93)'
 
     Args:
-        data, out, size, val_drivers, seed, base, weights, quick, verbose:
-            see ``Pipeline``.
+        data, out, size, val_drivers, seed, base, weights, quick, verbose,
+            log: see ``Pipeline``.
 
     Returns:
         The report as a dict (the content of ``report.json``).
@@ -303,7 +307,8 @@ def run_statefarm(data, out, *, size=(60, 80), val_drivers=5, seed=0,
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     p = Pipeline(data, out, size=size, val_drivers=val_drivers, seed=seed,
-                 base=base, weights=weights, quick=quick, verbose=verbose)
+                 base=base, weights=weights, quick=quick, verbose=verbose,
+                 log=log)
     p.load()
     finder_model = p._compile(baselines.linear_bn(p._shape(), 10), 1e-5)
     found = lr_find(finder_model, (p.x, p.y), batch_size=64, seed=seed,

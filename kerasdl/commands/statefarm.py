@@ -34,6 +34,12 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def _progress(row):
+    acc = row.get("val_accuracy")
+    acc = "" if acc is None else f"  val accuracy {acc}"
+    print(f"[{row['seconds']:>6.1f} s] {row['step']}{acc}", flush=True)
+
+
 def run(args):
     from kerasdl.cli import UsageError
 
@@ -52,7 +58,8 @@ def run(args):
                            size=tuple(int(s) for s in parts),
                            val_drivers=args.val_drivers, seed=args.seed,
                            base=args.base, weights=args.weights,
-                           quick=args.quick, verbose=0)
+                           quick=args.quick, verbose=0,
+                           log=None if args.json else _progress)
     if args.json:
         print_json(report)
     else:
