@@ -1,7 +1,8 @@
 """The one place where kerasdl talks to TensorFlow, JAX or PyTorch directly.
 
 Everything else in the package uses ``keras.ops``. Each helper here has a
-test on every backend (tests/test_backend.py).
+test on every backend (tests/test_precision_and_backend.py, tests/test_collab_models.py,
+tests/test_features.py).
 """
 
 import weakref
