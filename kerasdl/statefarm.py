@@ -149,9 +149,8 @@ class Pipeline:
         base = conv_base(net, layer)
         folder = os.path.join(self.out, "features")
         passes = 1 if self.quick else 3
-        self.f_train = precompute(base, (self.x, self.y),
-                                  os.path.join(folder, "train"), layer=None,
-                                  verbose=0, overwrite=True)
+        # Rows [0, n) of the augmented set are the original images, so the
+        # plain head reads them there instead of computing them twice.
         self.f_aug = precompute(base, (self.x, self.y),
                                 os.path.join(folder, "train_aug"), layer=None,
                                 augment_passes=passes, seed=self.seed,
@@ -170,7 +169,9 @@ class Pipeline:
         from kerasdl.data.mixed import MixedBatches
         from kerasdl.pseudo import pseudo_label
 
-        fx, fy = np.asarray(self.f_train.features), self.f_train.labels
+        n = len(self.x)
+        fx = np.asarray(self.f_aug.features[:n])
+        fy = np.asarray(self.f_aug.labels[:n])
         ax, ay = np.asarray(self.f_aug.features), self.f_aug.labels
         vx = np.asarray(self.f_valid.features)
         valid = (vx, self.yv)
@@ -230,7 +231,7 @@ class Pipeline:
 
     def _head(self, loss="sparse_categorical_crossentropy"):
         keras.utils.set_random_seed(self.seed)
-        head = baselines.dense_bn_head(tuple(self.f_train.features.shape[1:]),
+        head = baselines.dense_bn_head(tuple(self.f_aug.features.shape[1:]),
                                        10, p=0.5, units=256)
         return self._compile(head, 1e-3, loss)
 
