@@ -100,6 +100,10 @@ def test_augmented_passes_are_seeded(tmp_path):
     np.testing.assert_array_equal(a.features, b.features)
     np.testing.assert_array_equal(a.labels, np.concatenate([y] * 3))
     plain = np.asarray(a.features[:10], np.float32)
+    alone = precompute(_model(), (x, y), tmp_path / "c", layer="flat",
+                       verbose=0)
+    np.testing.assert_array_equal(plain, np.asarray(alone.features,
+                                                    np.float32))
     for k in (1, 2):
         diff = np.abs(np.asarray(a.features[10 * k:10 * (k + 1)],
                                  np.float32) - plain)
