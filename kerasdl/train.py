@@ -62,14 +62,17 @@ def fit_one_cycle(model, data=None, epochs=1, lr_max=None, *, div=25.0,
 
     Raises:
         ValueError: uncompiled model, bad schedule values, unknown data
-            length without ``steps_per_epoch``, ``steps_per_execution > 1``.
+            length without ``steps_per_epoch``.
     """
     _check_compiled(model, "fit_one_cycle")
     sched = OneCycle(lr_max, div=div, div_final=div_final,
                      pct_start=pct_start, moms=moms)
-    return model.fit(**fit_inputs(data, x, y, "fit_one_cycle"),
-                     epochs=epochs, callbacks=[sched, *(callbacks or [])],
-                     **fit_kwargs)
+    try:
+        return model.fit(**fit_inputs(data, x, y, "fit_one_cycle"),
+                         epochs=epochs, callbacks=[sched, *(callbacks or [])],
+                         **fit_kwargs)
+    finally:
+        sched.uninstall()
 
 
 def fit_sgdr(model, data=None, n_cycles=3, cycle_len=1, lr_max=None,
@@ -109,9 +112,12 @@ def fit_sgdr(model, data=None, n_cycles=3, cycle_len=1, lr_max=None,
     sched = CosineRestarts(lr_max, cycle_len=cycle_len,
                            cycle_mult=cycle_mult,
                            steps_per_epoch=fit_kwargs.get("steps_per_epoch"))
-    return model.fit(**fit_inputs(data, x, y, "fit_sgdr"),
-                     epochs=int(epochs), callbacks=[sched, *(callbacks or [])],
-                     **fit_kwargs)
+    try:
+        return model.fit(**fit_inputs(data, x, y, "fit_sgdr"),
+                         epochs=int(epochs),
+                         callbacks=[sched, *(callbacks or [])], **fit_kwargs)
+    finally:
+        sched.uninstall()
 
 
 def _sublayers(layer):

@@ -87,6 +87,24 @@ def test_sweep_rates_and_no_retrace_per_step(backend):
         assert counts[0] == counts[1], counts
 
 
+def test_repeated_sweeps_compile_once_and_leave_fit_alone(backend):
+    model = _model()
+    model.fit(X, Y, batch_size=16, epochs=1, verbose=0)
+    plain = model.train_function
+    n_vars = len(model.optimizer.variables)
+    counts = []
+    for _ in range(3):
+        _Count.calls = 0
+        lr_find(model, (X, Y), num_it=40, batch_size=8)
+        counts.append(_Count.calls)
+        assert model.train_function is plain
+    if backend != "torch":  # torch runs eagerly: one call per step
+        assert counts[1] == counts[2] == 0, counts
+    assert len(model.optimizer.variables) == n_vars  # saves as before
+    model.fit(X, Y, batch_size=16, epochs=1, verbose=0)
+    assert len(model.optimizer.variables) == n_vars
+
+
 class _RatesSeen(keras.callbacks.Callback):
     """Reads the optimizer's rate during fit (after the finder set it)."""
 
@@ -290,3 +308,16 @@ def test_groups_keep_their_ratio_during_the_sweep():
                                             for lr in finder.lrs], rtol=1e-5)
     rates = [float(o.learning_rate.numpy()) for o in model.optimizer.optimizers]
     np.testing.assert_allclose(rates, [1e-4, 1e-3, 1e-2], rtol=1e-6)
+
+
+def test_arrays_copied_or_gathered_per_batch_give_the_same_sweep(
+        monkeypatch):
+    results = []
+    for limit in (lr_finder.GATHER_LIMIT, 0):
+        monkeypatch.setattr(lr_finder, "GATHER_LIMIT", limit)
+        model = _model(keras.optimizers.SGD())
+        results.append(lr_find(model, (X, Y), num_it=30, batch_size=8,
+                               stop_div=False, start_lr=1e-4, end_lr=1.0))
+    np.testing.assert_allclose(results[0].losses, results[1].losses,
+                               rtol=1e-6)
+    assert len(results[0].losses) == 30

@@ -181,28 +181,113 @@ def test_one_cycle_cycles_sgd_momentum(trained_before):
     np.testing.assert_allclose(np.array(spy.seen) - spy.seen[0] + (
         _momentum_path(lrs, moms)[0]), _momentum_path(lrs, moms),
         rtol=1e-5, atol=1e-7)
-    # The float is back (the last value used): the optimizer saves as before.
-    assert model.optimizer.momentum == pytest.approx(moms[-1])
+    # The float is back as it was: the optimizer saves as before.
+    assert model.optimizer.momentum == 0.5
     assert len(model.optimizer.variables) == 3  # iterations, lr, buffer
     keras.saving.serialize_keras_object(model.optimizer)
 
 
+class _FirstMoment(keras.callbacks.Callback):
+    """Reads Adam's first-moment slot after each step."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        opt = self.model.optimizer
+        m = float(np.asarray(opt._momentums[0].numpy()).ravel()[0])
+        self.seen = getattr(self, "seen", []) + [m]
+
+
 def test_adam_beta_1_cycled_beta_2_untouched():
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(keras.optimizers.Adam(beta_2=0.99), "mse")
-    seen = []
-
-    class Spy(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            seen.append(float(self.model.optimizer.beta_1.numpy()))
-
-    spy = Spy()
-    fit_one_cycle(model, (np.ones((8, 2)), np.ones(8)), 1, 1e-3,
+    # Gradient 1 every step: Adam's m_t = m + (1 - m) * (1 - beta_1(t)).
+    model = _constant_grad_model(keras.optimizers.Adam(beta_2=0.99))
+    spy = _FirstMoment()
+    fit_one_cycle(model, (np.ones((8, 1)), np.zeros(8)), 1, 1e-3,
                   batch_size=2, verbose=0, callbacks=[spy])
-    expected = [schedules.one_cycle_momentum(i / 4) for i in range(4)]
-    np.testing.assert_allclose(seen, expected, rtol=1e-6)
+    betas = [schedules.one_cycle_momentum(i / 4) for i in range(4)]
+    m, expected = 0.0, []
+    for b in betas:
+        m = m + (1 - m) * (1 - b)
+        expected.append(m)
+    np.testing.assert_allclose(spy.seen, expected, rtol=1e-6)
     assert model.optimizer.beta_2 == 0.99
+    assert model.optimizer.beta_1 == 0.9
     assert isinstance(model.optimizer.beta_1, float)
+
+
+def test_repeated_one_cycle_compiles_once_and_plain_fit_is_untouched(
+        backend):
+    x, y = np.ones((16, 1), "float32"), np.zeros(16, "float32")
+    model = _constant_grad_model(keras.optimizers.SGD(0.5, momentum=0.9))
+    model.fit(x, y, batch_size=4, verbose=0)
+    plain = model.train_function
+    _Count.calls = 0
+    for lr in (0.1, 0.2, 0.05):
+        fit_one_cycle(model, (x, y), 2, lr, batch_size=4, verbose=0)
+        assert model.train_function is plain
+    if backend != "torch":  # torch runs eagerly: one call per step
+        assert _Count.calls == 1, _Count.calls  # one trace for three fits
+    # A plain fit afterwards uses the optimizer's rate, not the schedule.
+    model.optimizer.learning_rate.assign(0.25)
+    before = float(model.get_layer("w").kernel.numpy()[0, 0])
+    velocity = float(model.optimizer.momentums[0].numpy()[0, 0])
+    model.fit(x[:4], y[:4], batch_size=4, verbose=0)
+    after = float(model.get_layer("w").kernel.numpy()[0, 0])
+    assert after - before == pytest.approx(0.9 * velocity - 0.25, rel=1e-5)
+    assert len(model.optimizer.variables) == 3  # iterations, lr, velocity
+
+
+def test_sweep_then_one_cycle_then_sgdr_each_use_their_own_rates(backend):
+    from kerasdl.callbacks.lr_finder import lr_find
+    from kerasdl.train import fit_sgdr
+
+    x, y = np.ones((16, 1), "float32"), np.zeros(16, "float32")
+    model = _constant_grad_model(keras.optimizers.SGD(1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SGD without momentum
+        lr_find(model, (x, y), num_it=40, batch_size=2, stop_div=False)
+        for fit, expected in (
+                (lambda cb: fit_one_cycle(model, (x, y), 1, 0.1,
+                                          batch_size=2, verbose=0,
+                                          callbacks=[cb]),
+                 [schedules.one_cycle(i / 8, 0.1) for i in range(8)]),
+                (lambda cb: fit_sgdr(model, (x, y), 2, 1, 0.1, batch_size=4,
+                                     verbose=0, callbacks=[cb]),
+                 [schedules.cosine_restarts(i / 4, 0.1) for i in range(12)])):
+            w0 = float(model.get_layer("w").kernel.numpy()[0, 0])
+            spy = _Weights()
+            fit(spy)
+            used = -np.diff([w0] + spy.seen)
+            np.testing.assert_allclose(used, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_optimizer_saves_and_loads_as_before(tmp_path):
+    x, y = np.ones((16, 2), "float32"), np.zeros(16, "float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(), "mse")
+    fit_one_cycle(model, (x, y), 1, 1e-2, batch_size=4, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert len(loaded.optimizer.variables) == len(model.optimizer.variables)
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a.numpy()),
+                                      np.asarray(b.numpy()))
+    assert isinstance(loaded.optimizer.beta_1, float)
+
+
+def test_interrupted_fit_can_be_uninstalled():
+    x, y = np.ones((16, 1), "float32"), np.zeros(16, "float32")
+    model = _constant_grad_model(keras.optimizers.SGD(0.5, momentum=0.9))
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("interrupted")
+
+    cb = OneCycle(0.1)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb, Boom()])
+    cb.uninstall()
+    assert len(model.optimizer.variables) == 3
+    assert isinstance(model.optimizer.momentum, float)
+    model.fit(x, y, batch_size=4, verbose=0)
 
 
 def test_single_warning_without_momentum():
@@ -216,12 +301,19 @@ def test_single_warning_without_momentum():
     assert len(ours) == 1
 
 
-def test_steps_per_execution_refused():
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(keras.optimizers.Adam(), "mse", steps_per_execution=2)
-    with pytest.raises(ValueError, match="steps_per_execution=2"):
-        fit_one_cycle(model, (np.ones((8, 2)), np.ones(8)), 1, 1e-3,
-                      batch_size=2, verbose=0)
+def test_steps_per_execution_is_exact():
+    x, y = np.ones((32, 1), "float32"), np.zeros(32, "float32")
+    model = _constant_grad_model(keras.optimizers.SGD(1.0))
+    model.compile(keras.optimizers.SGD(1.0),
+                  loss=lambda t, p: keras.ops.mean(p), steps_per_execution=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SGD without momentum
+        cb = OneCycle(0.1)
+        model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[cb])
+    expected = [schedules.one_cycle(i / 16, 0.1) for i in range(16)]
+    w = float(model.get_layer("w").kernel.numpy()[0, 0])
+    assert -w == pytest.approx(sum(expected), rel=1e-5)
+    np.testing.assert_allclose(cb.lrs, expected)
 
 
 def test_cosine_restarts_callback_rates():

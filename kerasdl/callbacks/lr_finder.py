@@ -1,9 +1,11 @@
 """The learning-rate finder (fastai's ``lr_find``) for any compiled model.
 
-The sweep runs inside one ``model.fit``: before each step the callback
-assigns the optimizer's learning-rate variable (exponential growth from
-``start_lr`` to ``end_lr`` over ``num_it`` steps), so nothing is
-recompiled or retraced. Weights, optimizer variables (the step counter
+The sweep runs inside one ``model.fit``. The rate grows exponentially
+from ``start_lr`` to ``end_lr`` over ``num_it`` steps; it is computed on
+the device inside the train step (see ``_ondevice``) and the losses are
+read back in a worker thread where the backend allows it, so the sweep
+costs about as much as the same number of training steps, and repeated
+sweeps compile once. Weights, optimizer variables (the step counter
 included) and the learning rate are restored exactly afterwards.
 """
 
@@ -11,24 +13,43 @@ import math
 import os
 import random
 import tempfile
+import threading
 
 import keras
 import numpy as np
 
 from kerasdl.callbacks import _hyper
+from kerasdl.callbacks import _ondevice
 from kerasdl.callbacks import _suggest
 from kerasdl.callbacks._data import fit_inputs
+
+
+class _SweepRule(_ondevice.Rule):
+    key = "lr_sweep"
+
+    def __init__(self, start_lr, end_lr, num_it):
+        self.growth = math.log(end_lr / start_lr)
+        self.num_it = num_it
+        self.params = (self.growth, num_it)
+
+    def lr(self, step, total, top, p):
+        return top * keras.ops.exp(p[0] * step / p[1])
+
+    def host_lr(self, step, total, top):
+        return top * math.exp(self.growth * step / self.num_it)
 
 
 class LRFinder(keras.callbacks.Callback):
     """Grows the learning rate exponentially and records the loss.
 
-    Before step ``i`` the rate is ``start_lr * (end_lr / start_lr) **
+    At step ``i`` the rate is ``start_lr * (end_lr / start_lr) **
     (i / num_it)``; the loss of each batch alone is recorded, with a
     debiased moving average (``beta``). The sweep stops after ``num_it``
     steps, when the smoothed loss exceeds 4x the best (``stop_div``), or
     at the first NaN/inf loss; then the model and optimizer are restored.
     With a ``MultiOptimizer`` every group keeps its ratio to the last one.
+    Losses are read a little behind the device, so a stop may come a few
+    steps late; those steps are not recorded, and are undone.
 
     Example:
 
@@ -57,6 +78,8 @@ class LRFinder(keras.callbacks.Callback):
             ``steps_per_execution > 1``.
     """
 
+    async_safe = True  # on_train_batch_end only reads the logs
+
     def __init__(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True,
                  beta=0.98, restore=True):
         super().__init__()
@@ -76,6 +99,8 @@ class LRFinder(keras.callbacks.Callback):
         self.lrs, self.losses, self.smoothed = [], [], []
         self.stop_reason = None
         self._saved = None
+        self._control = None
+        self._lock = threading.Lock()
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -86,53 +111,70 @@ class LRFinder(keras.callbacks.Callback):
         if not opt.built:
             opt.build(model.trainable_variables)
         rates = _hyper.get_lrs(opt)
-        self._ratios = [r / rates[-1] if rates[-1] else 1.0 for r in rates]
-        self._saved = [(v, np.array(v.numpy(), copy=True))
+        ratios = [r / rates[-1] if rates[-1] else 1.0 for r in rates]
+        # A copy on the device: no round trip through the host.
+        self._saved = [(v, keras.ops.copy(v.value))
                        for v in [*model.variables, *opt.variables]]
         self.lrs, self.losses, self.smoothed = [], [], []
-        self._avg, self._best, self._it = 0.0, math.inf, 0
+        self._pending, self._next, self._epoch_base = {}, 0, 0
+        self._avg, self._best = 0.0, math.inf
         self.stop_reason = None
+        self._rule = _SweepRule(self.start_lr, self.end_lr, self.num_it)
+        self._control = _ondevice.StepControl(model, self._rule,
+                                              batch_loss=True)
+        self._control.install([self.start_lr * r for r in ratios],
+                              self.num_it)
 
-    def on_train_batch_begin(self, batch, logs=None):
-        lr = self.start_lr * (self.end_lr / self.start_lr) ** (
-            self._it / self.num_it)
-        model = self.model  # on JAX this syncs the state first
-        _hyper.set_lrs(model.optimizer, [lr * r for r in self._ratios])
-        model.reset_metrics()  # so that logs["loss"] is this batch's loss
-        self._lr = lr
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_base = epoch * (self.params.get("steps") or 0)
 
     def on_train_batch_end(self, batch, logs=None):
+        # May run in a worker thread, out of order: keep each loss under
+        # its step and consume them in order.
         loss = float((logs or {}).get("loss", math.nan))
-        self._it += 1
+        with self._lock:
+            self._pending[self._epoch_base + batch] = loss
+            while self._next in self._pending and self.stop_reason is None:
+                self._record(self._pending.pop(self._next))
+
+    def _record(self, loss):
+        i = self._next
+        self._next += 1
         if not math.isfinite(loss):
             return self._stop("non-finite loss")
         self._avg = self.beta * self._avg + (1 - self.beta) * loss
         smooth = self._avg / (1 - self.beta ** (len(self.losses) + 1))
-        self.lrs.append(self._lr)
+        self.lrs.append(self._rule.host_lr(i, self.num_it, self.start_lr))
         self.losses.append(loss)
         self.smoothed.append(smooth)
         self._best = min(self._best, smooth)
         if self.stop_div and smooth > 4 * self._best:
             return self._stop("diverged")
-        if self._it >= self.num_it:
+        if self._next >= self.num_it:
             return self._stop("num_it")
 
     def _stop(self, reason):
         self.stop_reason = reason
-        self.model.stop_training = True
+        self._model.stop_training = True  # no state sync from a thread
 
     def on_train_end(self, logs=None):
         if self.stop_reason is None:
             self.stop_reason = "data exhausted"
         if self.restore_state:
             self.restore()
+        elif self._control is not None:
+            self.model  # noqa: B018 (on JAX: sync the state first)
+            self._control.uninstall()
 
     def restore(self):
-        """Puts back the weights and optimizer variables saved at the
-        start (once; later calls do nothing)."""
+        """Takes the sweep out of the optimizer and puts back the weights
+        and optimizer variables saved at the start (once; later calls do
+        nothing)."""
+        self.model  # noqa: B018 (on JAX: sync the state first)
+        if self._control is not None:
+            self._control.uninstall()
         if self._saved is None:
             return
-        self.model  # noqa: B018 (on JAX: sync the state first)
         for var, value in self._saved:
             var.assign(value)
         self._saved = None
@@ -221,41 +263,63 @@ class LRFindResult:
         return path
 
 
-class _ArraySweep(keras.utils.PyDataset):
-    """``num_it`` batches drawn in a seeded order from arrays, gathered
-    one batch at a time (no copy of the data)."""
+GATHER_LIMIT = 256 * 2**20  # bytes of sweep batches copied up front
 
-    def __init__(self, inputs, num_it, batch_size, seed):
+
+def _sweep_rows(n, num_it, batch_size, seed):
+    """Row order of the sweep: a seeded permutation (repeated when the
+    data is shorter than the sweep); rows sorted within each batch."""
+    order = np.random.default_rng(seed).permutation(n)
+    rows = np.resize(order, num_it * batch_size).reshape(num_it, batch_size)
+    return np.sort(rows, axis=1)
+
+
+class _ArraySweep(keras.utils.PyDataset):
+    """``num_it`` batches of seeded rows, gathered one batch at a time
+    (for sweeps too large to copy up front)."""
+
+    def __init__(self, inputs, rows):
         super().__init__()
-        self.inputs, self.bs, self.num_it = inputs, batch_size, num_it
-        n = len(keras.tree.flatten(inputs["x"])[0])
-        order = np.random.default_rng(seed).permutation(n)
-        self.idx = np.resize(order, num_it * batch_size)  # repeats
+        self.inputs, self.rows = inputs, rows
 
     def __len__(self):
-        return self.num_it
+        return len(self.rows)
 
     def __getitem__(self, i):
-        rows = self.idx[i * self.bs:(i + 1) * self.bs]
         take = lambda a: keras.tree.map_structure(
-            lambda t: np.asarray(t)[rows], a)
-        out = [take(self.inputs["x"])]
-        for key in ("y", "sample_weight"):
-            if self.inputs.get(key) is not None:
-                out.append(take(self.inputs[key]))
-        return tuple(out)
+            lambda t: np.take(t, self.rows[i], axis=0), a)
+        return tuple(take(self.inputs[key]) for key in
+                     ("x", "y", "sample_weight")
+                     if self.inputs.get(key) is not None)
 
 
 def _sweep_inputs(inputs, num_it, batch_size, seed):
     """Fit arguments for exactly ``num_it`` steps where the length is
-    known; otherwise ``steps_per_epoch=num_it`` (num_it is the contract)."""
+    known; otherwise ``steps_per_epoch=num_it`` (num_it is the contract).
+
+    Arrays: the sweep's rows are copied into one array up to
+    ``GATHER_LIMIT`` bytes (then Keras slices batches from it, the
+    cheapest path); beyond that each batch is gathered on the fly."""
     x = inputs["x"]
     arrays = keras.tree.flatten(x)
     if arrays and all(isinstance(a, np.ndarray) for a in arrays):
         if inputs.get("y") is None:
             raise ValueError("lr_find: arrays need targets: pass (x, y) or "
                              "x= and y=.")
-        return {"x": _ArraySweep(inputs, num_it, batch_size or 32, seed),
+        batch_size = batch_size or 32
+        rows = _sweep_rows(len(arrays[0]), num_it, batch_size, seed)
+        used = [inputs[k] for k in ("x", "y", "sample_weight")
+                if inputs.get(k) is not None]
+        nbytes = rows.size * sum(a.nbytes // max(len(a), 1)
+                                 for a in keras.tree.flatten(used))
+        if nbytes > GATHER_LIMIT:
+            return {"x": _ArraySweep(inputs, rows), "epochs": 1,
+                    "shuffle": False}
+        flat = rows.ravel()
+        out = {k: keras.tree.map_structure(
+            lambda a: np.take(a, flat, axis=0), inputs[k])
+            for k in ("x", "y", "sample_weight") if inputs.get(k) is not None}
+        return {**out, "batch_size": batch_size, "shuffle": False,
                 "epochs": 1}
     if isinstance(x, keras.utils.PyDataset):
         return {**inputs, "epochs": -(-num_it // len(x)), "shuffle": False}
@@ -313,8 +377,7 @@ def lr_find(model, data=None, *, start_lr=1e-7, end_lr=10.0, num_it=100,
         model.fit(**fit_args, verbose=verbose,
                   callbacks=[finder, *(callbacks or [])])
     finally:
-        if finder._saved is not None:
-            finder.restore()
+        finder.restore()
         np.random.set_state(np_state)
         random.setstate(py_state)
     return LRFindResult(finder.lrs, finder.losses, finder.smoothed, num_it,

@@ -1,14 +1,19 @@
-"""Callbacks that set the learning rate (and momentum) before every step.
+"""Callbacks that set the learning rate (and momentum) at every step.
 
-They assign the optimizer's variables (see ``_hyper``), so the train step
-is never recompiled or retraced per step. The rates used are logged as
-``learning_rate`` (and ``momentum``) in the epoch logs, so ``History`` keeps them.
+The values are computed on the device inside the train step (see
+``_ondevice``), so a schedule costs no host round trip per step, stays
+exact with any ``steps_per_execution``, and repeated fits compile once.
+The rates used are logged as ``learning_rate`` (and ``momentum``) in the
+epoch logs, so ``History`` keeps them, and every step's values are kept
+on the callback (``lrs``, ``moms``).
 """
 
 import keras
 import numpy as np
+from keras import ops
 
 from kerasdl.callbacks import _hyper
+from kerasdl.callbacks import _ondevice
 from kerasdl.callbacks import schedules
 
 
@@ -54,12 +59,59 @@ def spread_lr(lr, n_groups):
     return values
 
 
+class _FunctionRule(_ondevice.Rule):
+    """Python functions of progress, traced with tensors."""
+
+    def __init__(self, lr_fn, mom_fn):
+        self.lr_fn, self.mom_fn = lr_fn, mom_fn
+        self.key = ("functions", lr_fn, mom_fn)
+        self.cycles_momentum = mom_fn is not None
+
+    @staticmethod
+    def _pct(step, total):
+        return ops.minimum(step / total, 1.0)
+
+    def lr(self, step, total, top, p):
+        return self.lr_fn(self._pct(step, total), top)
+
+    def momentum(self, step, total, p):
+        return self.mom_fn(self._pct(step, total))
+
+    def host_lr(self, step, total, top):
+        return float(np.asarray(self.lr_fn(min(step / total, 1.0), top)))
+
+    def host_momentum(self, step, total):
+        return float(np.asarray(self.mom_fn(min(step / total, 1.0))))
+
+    def check(self, who):
+        pct, top = ops.convert_to_tensor(0.5), ops.convert_to_tensor(0.1)
+        for name, call in (("lr_fn", lambda: self.lr_fn(pct, top)),
+                           ("mom_fn", lambda: self.mom_fn(pct))):
+            if name == "mom_fn" and self.mom_fn is None:
+                continue
+            try:
+                call()
+            except Exception as err:
+                raise ValueError(
+                    f"{who}: {name} is computed inside the train step, so it "
+                    f"is called with tensors, and it failed with one: "
+                    f"{type(err).__name__}: {err}. Write it with arithmetic "
+                    f"and keras.ops (ops.where, ops.cos), not if/math."
+                ) from err
+
+
 class ParamScheduler(keras.callbacks.Callback):
     """Sets learning rate (and momentum) from functions of progress.
 
-    Before step ``i`` of ``total`` (over the whole fit), assigns
-    ``lr_fn(i / total, lr_max)`` to each optimizer group, where ``lr_max``
-    is that group's peak rate, and ``mom_fn(i / total)`` to the momentum.
+    At step ``i`` of ``total`` (over the whole fit) each optimizer group
+    trains with ``lr_fn(i / total, lr_max)``, ``lr_max`` being that group's
+    peak rate, and momentum ``mom_fn(i / total)``. Both are computed on the
+    device inside the train step, so they are called with scalar tensors:
+    write them with arithmetic and ``keras.ops``. After the fit, ``lrs``
+    and ``moms`` hold the values of every step (last group).
+
+    If a fit using this callback is interrupted by an exception, call
+    ``uninstall()`` before fitting the model again.
 
     Example:
 
@@ -73,15 +125,16 @@ class ParamScheduler(keras.callbacks.Callback):
     [0.1, 0.075, 0.05, 0.025]
 
     Args:
-        lr_fn: callable ``(pct, lr_max) -> float``.
+        lr_fn: callable ``(pct, lr_max) -> rate``.
         lr_max: float, slice or sequence. Peak rate per group (see
             ``spread_lr``); ``None`` reads the optimizer's current rates.
-        mom_fn: callable ``pct -> float`` or ``None`` (momentum untouched).
+        mom_fn: callable ``pct -> momentum`` or ``None`` (untouched).
         total_steps: int or None. Needed when the data has no known
             length; otherwise epochs times steps per epoch.
 
     Raises:
-        ValueError: ``steps_per_execution > 1``, or unknown total steps.
+        ValueError: unknown total steps, or a function that fails on
+            tensors.
     """
 
     def __init__(self, lr_fn, lr_max=None, mom_fn=None, total_steps=None):
@@ -89,11 +142,16 @@ class ParamScheduler(keras.callbacks.Callback):
         self.lr_fn, self.lr_max, self.mom_fn = lr_fn, lr_max, mom_fn
         self.total_steps = total_steps
         self.lrs, self.moms = [], []
+        self._control = None
+
+    def _rule(self):
+        rule = _FunctionRule(self.lr_fn, self.mom_fn)
+        rule.check(type(self).__name__)
+        return rule
 
     def on_train_begin(self, logs=None):
         model = self.model
         name = type(self).__name__
-        _hyper.check_steps_per_execution(model, name)
         total = self.total_steps
         if total is None:
             steps = self.params.get("steps")
@@ -108,39 +166,42 @@ class ParamScheduler(keras.callbacks.Callback):
         tops = _hyper.get_lrs(model.optimizer) if self.lr_max is None \
             else self.lr_max
         self._tops = spread_lr(tops, n)
-        self._step = 0
-        self._last = None
-        self._momentum = None
-        if self.mom_fn is not None:
-            self._momentum = _hyper.MomentumHandle(model, name)
-            self._momentum.install()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        pct = min(self._step / self._total, 1.0)
-        lrs = [self.lr_fn(pct, top) for top in self._tops]
-        mom = None
-        if self._momentum is not None and self._momentum.entries:
-            mom = self.mom_fn(pct)
-        if (lrs, mom) != self._last:
-            model = self.model  # on JAX this syncs the state first
-            _hyper.set_lrs(model.optimizer, lrs)
-            if mom is not None:
-                self._momentum.assign(mom)
-            self._last = (lrs, mom)
-        self.lrs.append(lrs[-1])
-        if mom is not None:
-            self.moms.append(mom)
-        self._step += 1
+        rule = self._rule()
+        moms = _ondevice.momentum_attributes(model.optimizer, name) \
+            if rule.cycles_momentum else None
+        self.uninstall()
+        self._control = _ondevice.StepControl(model, rule, moms)
+        self._control.install(self._tops, self._total)
+        self.lrs, self.moms = [], []
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and self._last is not None:
-            logs["learning_rate"] = self._last[0][-1]
-            if self._last[1] is not None:
-                logs["momentum"] = self._last[1]
+        control = self._control
+        if logs is None or control is None or not control.installed:
+            return
+        self.model  # noqa: B018 (on JAX: sync the state first)
+        opt = control.opts[-1]
+        logs["learning_rate"] = float(np.asarray(
+            opt._learning_rate.numpy()))
+        if control.momentum.get(id(opt)):
+            last = max(control.steps_done() - 1, 0)
+            logs["momentum"] = control.rule.host_momentum(last, self._total)
 
     def on_train_end(self, logs=None):
-        if self._momentum is not None:
-            self._momentum.uninstall()
+        self.model  # noqa: B018 (on JAX: sync the state first)
+        self.uninstall()
+
+    def uninstall(self):
+        """Takes the schedule out of the optimizer (done at the end of
+        the fit; call it yourself after an interrupted fit)."""
+        control = self._control
+        if control is None or not control.installed:
+            return
+        rule, top = control.rule, self._tops[-1]
+        steps = range(control.steps_done())
+        self.lrs = [rule.host_lr(i, self._total, top) for i in steps]
+        if control.momentum:
+            self.moms = [rule.host_momentum(i, self._total) for i in steps]
+        control.uninstall()
 
 
 class OneCycle(ParamScheduler):
@@ -180,15 +241,39 @@ class OneCycle(ParamScheduler):
         if moms is not None and len(moms) != 3:
             raise ValueError(f"`moms` must be 3 floats (start, middle, end)"
                              f" or None. Received: moms={moms}.")
+        super().__init__(None, lr_max, None, total_steps)
+        self.div, self.div_final, self.pct_start = div, div_final, pct_start
+        self.cycle_moms = None if moms is None else tuple(moms)
 
-        def lr_fn(pct, top):
-            return schedules.one_cycle(pct, top, div=div, div_final=div_final,
-                                       pct_start=pct_start)
+    def _rule(self):
+        return _OneCycleRule(self.div, self.div_final, self.pct_start,
+                             self.cycle_moms)
 
-        mom_fn = None if moms is None else (
-            lambda pct: schedules.one_cycle_momentum(
-                pct, tuple(moms), pct_start=pct_start))
-        super().__init__(lr_fn, lr_max, mom_fn, total_steps)
+
+class _OneCycleRule(_ondevice.Rule):
+    def __init__(self, div, div_final, pct_start, moms):
+        self.cycles_momentum = moms is not None
+        self.key = ("one_cycle", self.cycles_momentum)
+        self.div, self.div_final, self.pct_start = div, div_final, pct_start
+        self.moms = moms
+        self.params = (div, div_final, pct_start, *(moms or (0, 0, 0)))
+
+    def lr(self, step, total, top, p):
+        return schedules.one_cycle_ops(ops.minimum(step / total, 1.0), top,
+                                       p[0], p[1], p[2])
+
+    def momentum(self, step, total, p):
+        return schedules.one_cycle_momentum_ops(
+            ops.minimum(step / total, 1.0), (p[3], p[4], p[5]), p[2])
+
+    def host_lr(self, step, total, top):
+        return schedules.one_cycle(min(step / total, 1.0), top, div=self.div,
+                                   div_final=self.div_final,
+                                   pct_start=self.pct_start)
+
+    def host_momentum(self, step, total):
+        return schedules.one_cycle_momentum(
+            min(step / total, 1.0), self.moms, pct_start=self.pct_start)
 
 
 class CosineRestarts(ParamScheduler):
@@ -217,15 +302,14 @@ class CosineRestarts(ParamScheduler):
                  steps_per_epoch=None):
         schedules.cosine_restarts(0.0, 1.0, cycle_len=cycle_len,
                                   cycle_mult=cycle_mult)  # validates
+        super().__init__(None, lr_max)
         self.steps_per_epoch = steps_per_epoch
+        self.cycle_len, self.cycle_mult = cycle_len, cycle_mult
+        self.lr_min = lr_min
 
-        def lr_fn(pct, top):
-            epoch = pct * self._total / self._epoch_steps
-            return schedules.cosine_restarts(
-                epoch, top, cycle_len=cycle_len, cycle_mult=cycle_mult,
-                lr_min=lr_min)
-
-        super().__init__(lr_fn, lr_max)
+    def _rule(self):
+        return _CosineRule(self._epoch_steps, self.cycle_len,
+                           self.cycle_mult, self.lr_min)
 
     def on_train_begin(self, logs=None):
         steps = self.steps_per_epoch or self.params.get("steps")
@@ -236,3 +320,20 @@ class CosineRestarts(ParamScheduler):
         if self.total_steps is None and not self.params.get("steps"):
             self.total_steps = steps * self.params["epochs"]
         super().on_train_begin(logs)
+
+
+class _CosineRule(_ondevice.Rule):
+    def __init__(self, epoch_steps, cycle_len, cycle_mult, lr_min):
+        self.key = ("cosine_restarts", float(cycle_mult))
+        self.epoch_steps, self.cycle_len = epoch_steps, cycle_len
+        self.cycle_mult, self.lr_min = cycle_mult, lr_min
+        self.params = (cycle_len * epoch_steps, lr_min)
+
+    def lr(self, step, total, top, p):
+        return schedules.cosine_restarts_ops(step, p[0], self.cycle_mult,
+                                             top, p[1])
+
+    def host_lr(self, step, total, top):
+        return schedules.cosine_restarts(
+            step / self.epoch_steps, top, cycle_len=self.cycle_len,
+            cycle_mult=self.cycle_mult, lr_min=self.lr_min)

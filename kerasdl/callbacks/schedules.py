@@ -170,6 +170,41 @@ def _ops_cos(start, end, pct):
     return start + ops.square(ops.sin(math.pi / 2 * pct)) * (end - start)
 
 
+def one_cycle_ops(pct, lr_max, div, div_final, pct_start):
+    """``one_cycle`` in ``keras.ops``: any argument may be a tensor."""
+    warm = _ops_cos(lr_max / div, lr_max, pct / pct_start)
+    down = _ops_cos(lr_max, lr_max / div_final,
+                    (pct - pct_start) / (1 - pct_start))
+    return ops.where(pct < pct_start, warm, down)
+
+
+def one_cycle_momentum_ops(pct, moms, pct_start):
+    """``one_cycle_momentum`` in ``keras.ops`` (``moms``: 3 values)."""
+    down = _ops_cos(moms[0], moms[1], pct / pct_start)
+    up = _ops_cos(moms[1], moms[2], (pct - pct_start) / (1 - pct_start))
+    return ops.where(pct < pct_start, down, up)
+
+
+def cosine_restarts_ops(step, cycle_steps, cycle_mult, lr_max, lr_min):
+    """``cosine_restarts`` in ``keras.ops`` at ``step``; the first cycle
+    lasts ``cycle_steps`` (a tensor or number) and ``cycle_mult`` is a
+    Python number. Exact at the cycle boundaries."""
+    t = ops.cast(step, "float32") / cycle_steps
+    m = float(cycle_mult)
+    if m == 1:
+        i = ops.floor(t)
+    else:
+        i = ops.floor(ops.log(1 + t * (m - 1)) / math.log(m))
+    # Guard against rounding at the cycle boundaries.
+    i = ops.maximum(i, 0.0)
+    starts = (lambda k: k) if m == 1 else (
+        lambda k: (ops.power(m, k) - 1) / (m - 1))
+    i = ops.where(starts(i + 1) <= t, i + 1, i)
+    i = ops.where(starts(i) > t, i - 1, i)
+    length = ops.power(m, i)
+    return _ops_cos(lr_max, lr_min, (t - starts(i)) / length)
+
+
 @keras.saving.register_keras_serializable(package="kerasdl")
 class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """``one_cycle`` as a ``LearningRateSchedule`` over ``total_steps``.
@@ -211,11 +246,8 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         pct = ops.minimum(ops.cast(step, "float32") / self.total_steps, 1.0)
-        low, high = self.lr_max / self.div, self.lr_max / self.div_final
-        warm = _ops_cos(low, self.lr_max, pct / self.pct_start)
-        down = _ops_cos(self.lr_max, high,
-                        (pct - self.pct_start) / (1 - self.pct_start))
-        return ops.where(pct < self.pct_start, warm, down)
+        return one_cycle_ops(pct, self.lr_max, self.div, self.div_final,
+                             self.pct_start)
 
     def get_config(self):
         return {"lr_max": self.lr_max, "total_steps": self.total_steps,
@@ -255,20 +287,8 @@ class CosineRestartsSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.lr_min = float(lr_min)
 
     def __call__(self, step):
-        t = ops.cast(step, "float32") / self.cycle_steps
-        m = self.cycle_mult
-        if m == 1:
-            i = ops.floor(t)
-        else:
-            i = ops.floor(ops.log(1 + t * (m - 1)) / math.log(m))
-        # Guard against rounding at the cycle boundaries.
-        i = ops.maximum(i, 0.0)
-        starts = (lambda k: k) if m == 1 else (
-            lambda k: (ops.power(m, k) - 1) / (m - 1))
-        i = ops.where(starts(i + 1) <= t, i + 1, i)
-        i = ops.where(starts(i) > t, i - 1, i)
-        length = ops.power(m, i)
-        return _ops_cos(self.lr_max, self.lr_min, (t - starts(i)) / length)
+        return cosine_restarts_ops(step, self.cycle_steps, self.cycle_mult,
+                                   self.lr_max, self.lr_min)
 
     def get_config(self):
         return {"lr_max": self.lr_max, "cycle_steps": self.cycle_steps,
