@@ -69,6 +69,36 @@ def _parse_cc(cc):
     return (int(major), int(minor or 0))
 
 
+def global_rng_state():
+    """The global random generators that ``fit`` may draw from
+    (shuffling, data adapters): Python's, numpy's and, under torch,
+    torch's. Pass the result to ``set_global_rng_state``."""
+    import random
+
+    import numpy as np
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state()}
+    if name() == "torch":
+        import torch
+
+        state["torch"] = torch.get_rng_state()
+    return state
+
+
+def set_global_rng_state(state):
+    """Puts back what ``global_rng_state`` returned."""
+    import random
+
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "torch" in state:
+        import torch
+
+        torch.set_rng_state(state["torch"])
+
+
 def synchronize(x):
     """Blocks until ``x`` (a tensor or nested structure) is computed."""
     backend = name()

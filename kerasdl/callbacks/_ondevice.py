@@ -182,18 +182,27 @@ class StepControl:
     def _hooked_apply(self, opt, ctl, attr):
         original = type(opt).apply.__get__(opt)
         rule = self.rule
+        eager_floats = keras.backend.backend() == "torch"
 
         def apply(grads, trainable_variables=None):
+            # Everything is computed from one read of the vector before it
+            # is advanced (under torch a read can be a view of it).
             c = ops.convert_to_tensor(ctl)
             step, total, top, p = c[0], c[1], c[2], c[3:]
+            lr = rule.lr(step, total, top, p)
+            value = rule.momentum(step, total, p) if attr else None
+            if eager_floats and attr:  # torch's fused updates take a number
+                value = float(ops.convert_to_numpy(value))
             lr_var = opt._learning_rate
-            lr_var.assign(ops.cast(rule.lr(step, total, top, p),
-                                   lr_var.dtype))
+            lr_var.assign(ops.cast(lr, lr_var.dtype))
             ctl.assign(c + _STEP)
             if not attr:
                 return original(grads, trainable_variables)
-            mom = opt._kerasdl_momentum
-            mom.assign(ops.cast(rule.momentum(step, total, p), mom.dtype))
+            if eager_floats:
+                mom = value
+            else:
+                mom = opt._kerasdl_momentum
+                mom.assign(ops.cast(value, mom.dtype))
             saved = getattr(opt, attr)
             _own(opt, attr, mom)  # read by update_step while traced
             try:

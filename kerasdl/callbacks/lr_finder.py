@@ -11,13 +11,13 @@ included) and the learning rate are restored exactly afterwards.
 
 import math
 import os
-import random
 import tempfile
 import threading
 
 import keras
 import numpy as np
 
+from kerasdl import _backend
 from kerasdl.callbacks import _hyper
 from kerasdl.callbacks import _ondevice
 from kerasdl.callbacks import _suggest
@@ -372,13 +372,12 @@ def lr_find(model, data=None, *, start_lr=1e-7, end_lr=10.0, num_it=100,
                              batch_size, seed)
     # fit may draw from the global numpy / Python generators (shuffling,
     # data adapters): put them back too, so a later fit is unchanged.
-    np_state, py_state = np.random.get_state(), random.getstate()
+    rng_state = _backend.global_rng_state()
     try:
         model.fit(**fit_args, verbose=verbose,
                   callbacks=[finder, *(callbacks or [])])
     finally:
         finder.restore()
-        np.random.set_state(np_state)
-        random.setstate(py_state)
+        _backend.set_global_rng_state(rng_state)
     return LRFindResult(finder.lrs, finder.losses, finder.smoothed, num_it,
                         finder.stop_reason)
