@@ -259,6 +259,22 @@ def test_sweep_then_one_cycle_then_sgdr_each_use_their_own_rates(backend):
             np.testing.assert_allclose(used, expected, rtol=1e-4, atol=1e-7)
 
 
+def test_recompiling_with_the_same_optimizer_retraces(backend):
+    x, y = np.ones((8, 1), "float32"), np.zeros(8, "float32")
+    opt = keras.optimizers.SGD(0.1)
+    model = _constant_grad_model(opt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SGD without momentum
+        fit_one_cycle(model, (x, y), 1, 0.1, batch_size=4, verbose=0)
+        # Same optimizer object, another loss: twice the gradient.
+        model.compile(opt, loss=lambda t, p: 2 * keras.ops.mean(p))
+        w0 = float(model.get_layer("w").kernel.numpy()[0, 0])
+        fit_one_cycle(model, (x, y), 1, 0.1, batch_size=8, verbose=0)
+    w1 = float(model.get_layer("w").kernel.numpy()[0, 0])
+    assert w0 - w1 == pytest.approx(2 * schedules.one_cycle(0.0, 0.1),
+                                    rel=1e-5)
+
+
 def test_optimizer_saves_and_loads_as_before(tmp_path):
     x, y = np.ones((16, 2), "float32"), np.zeros(16, "float32")
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])

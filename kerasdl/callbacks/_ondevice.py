@@ -169,9 +169,11 @@ class StepControl:
             _own(tracker, "update_state", _per_batch(tracker))
         self._plain = model.train_function
         key = (self.rule.key, self.batch_loss, bool(self.momentum))
+        # Valid until the next compile (a new optimizer or loss tracker).
+        owner = (model.optimizer, model._loss_tracker)
         cache = model.__dict__.get("_kerasdl_train_fns")
-        if cache is None or cache[0] is not model.optimizer:
-            cache = (model.optimizer, {})
+        if cache is None or any(a is not b for a, b in zip(cache[0], owner)):
+            cache = (owner, {})
             _own(model, "_kerasdl_train_fns", cache)
         fn = cache[1].get(key)
         if fn is None:
