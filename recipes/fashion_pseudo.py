@@ -25,15 +25,20 @@ import numpy as np
 import kerasdl
 
 
-def build(seed, augment=False):
+AUGMENT = {  # passed to kerasdl.augmentation
+    "light": dict(preset="light", horizontal_flip=True),
+    "shift": dict(width_shift=0.1, height_shift=0.1, horizontal_flip=True),
+}
+
+
+def build(seed, augment=None):
     keras.utils.set_random_seed(seed)
     model = kerasdl.deeper_conv_bn((28, 28, 1), 10, filters=(32, 64),
                                    units=128, p=0.5)
-    if augment:  # shifts, small zoom and rotation, left-right flips
+    if augment:
         model = keras.Sequential([
             keras.Input((28, 28, 1)),
-            kerasdl.augmentation("light", horizontal_flip=True, seed=seed),
-            model])
+            kerasdl.augmentation(**AUGMENT[augment], seed=seed), model])
     model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy",
                   metrics=["accuracy"])
     return model
@@ -53,8 +58,10 @@ def main():
     parser.add_argument("--steps", type=int, default=400,
                         help="batches per pseudo-labelling round")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--augment", action="store_true",
-                        help="augment training batches (both models)")
+    parser.add_argument("--augment", choices=sorted(AUGMENT),
+                        help="augment training batches (both models): "
+                        "light = shifts, zoom, rotation and flips; shift = "
+                        "shifts and flips")
     parser.add_argument("--fraction", type=float, default=0.25,
                         help="pseudo-labelled share of each batch")
     parser.add_argument("--hard", action="store_true",
