@@ -52,12 +52,12 @@ def set_lrs(optimizer, values):
 
 
 def check_steps_per_execution(model, who):
-    """Per-step hyper-parameters need one batch hook per step."""
+    """A callback that needs every step's loss needs one hook per step."""
     spe = int(getattr(model, "steps_per_execution", 1) or 1)
     if spe != 1:
         raise ValueError(
-            f"{who} sets a value before every step, but the model was "
-            f"compiled with steps_per_execution={spe}, which runs {spe} "
-            f"steps per batch hook. Compile with steps_per_execution=1, "
-            f"or use a LearningRateSchedule (e.g. kerasdl.OneCycleSchedule)"
-            f", which the optimizer evaluates on the device every step.")
+            f"{who} records the loss of every step, but the model was "
+            f"compiled with steps_per_execution={spe}, which reports one "
+            f"loss per {spe} steps. Compile with steps_per_execution=1 for "
+            f"the sweep (schedules such as fit_one_cycle work with any "
+            f"value).")
