@@ -225,7 +225,9 @@ def test_repeated_one_cycle_compiles_once_and_plain_fit_is_untouched(
         assert model.train_function is plain
     if backend != "torch":  # torch runs eagerly: one call per step
         assert _Count.calls == 1, _Count.calls  # one trace for three fits
-    # A plain fit afterwards uses the optimizer's rate, not the schedule.
+    # The compiled rate is back, and a plain fit afterwards uses the
+    # optimizer's rate, not the schedule.
+    assert float(model.optimizer.learning_rate.numpy()) == 0.5
     model.optimizer.learning_rate.assign(0.25)
     before = float(model.get_layer("w").kernel.numpy()[0, 0])
     velocity = float(model.optimizer.momentums[0].numpy()[0, 0])

@@ -142,7 +142,7 @@ class StepControl:
         """Starts the rule at step 0 with peak rates ``tops`` (one per
         base optimizer) over ``total`` steps."""
         model = self.model
-        get_lrs(model.optimizer)  # float rates that can be assigned
+        self._rates = get_lrs(model.optimizer)  # put back by uninstall
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         params = [float(v) for v in self.rule.params]
@@ -221,12 +221,13 @@ class StepControl:
 
     def uninstall(self):
         """Takes the hook out; the optimizer is as it was before
-        ``install`` (its rate variable keeps the last rate used). Safe to
-        call twice."""
+        ``install``, its rates included, so a later plain fit trains at
+        the rate it was compiled with. Safe to call twice."""
         if not self.installed:
             return
         model = self.model
-        for opt in self.opts:
+        for opt, rate in zip(self.opts, self._rates):
+            opt._learning_rate.assign(rate)
             _tracking(opt, opt._kerasdl_controls, False)
             _drop(opt, "apply")
         if self.batch_loss:

@@ -108,7 +108,8 @@ class ParamScheduler(keras.callbacks.Callback):
     peak rate, and momentum ``mom_fn(i / total)``. Both are computed on the
     device inside the train step, so they are called with scalar tensors:
     write them with arithmetic and ``keras.ops``. After the fit, ``lrs``
-    and ``moms`` hold the values of every step (last group).
+    and ``moms`` hold the values of every step (last group), and the
+    optimizer has its own rates and momentum back for later fits.
 
     If a fit using this callback is interrupted by an exception, call
     ``uninstall()`` before fitting the model again.
