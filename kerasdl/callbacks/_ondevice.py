@@ -76,6 +76,13 @@ class _MomentumVariable(keras.Variable):
     __hash__ = keras.Variable.__hash__
 
 
+def _momentum_as_number():
+    """Under torch the step runs eagerly and its fused updates need the
+    momentum as a Python number; elsewhere it is a variable read while
+    the step is traced."""
+    return keras.backend.backend() == "torch"
+
+
 def _own(obj, name, value):
     """Sets an attribute without Keras' automatic variable tracking."""
     object.__setattr__(obj, name, value)
@@ -159,7 +166,8 @@ class StepControl:
             ctl.assign(values)
             _tracking(opt, ctl, True)
             attr = self.momentum.get(id(opt))
-            if attr and "_kerasdl_momentum" not in opt.__dict__:
+            if (attr and not _momentum_as_number()
+                    and "_kerasdl_momentum" not in opt.__dict__):
                 _own(opt, "_kerasdl_momentum", _MomentumVariable(
                     float(getattr(opt, attr)), dtype="float32",
                     trainable=False, name=attr))
@@ -184,7 +192,7 @@ class StepControl:
     def _hooked_apply(self, opt, ctl, attr):
         original = type(opt).apply.__get__(opt)
         rule = self.rule
-        eager_floats = keras.backend.backend() == "torch"
+        eager_floats = _momentum_as_number()
 
         def apply(grads, trainable_variables=None):
             # Everything is computed from one read of the vector before it
