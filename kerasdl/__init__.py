@@ -98,6 +98,9 @@ _EXPORTS = {
     "lr_find": "kerasdl.callbacks.lr_finder",
     "GradientSum": "kerasdl.callbacks.annealing",
     "GradientRatioAnnealer": "kerasdl.callbacks.annealing",
+    # several devices
+    "data_parallel": "kerasdl.distribute",
+    "DataParallel": "kerasdl.distribute",
 }
 
 __all__ = sorted(_EXPORTS)

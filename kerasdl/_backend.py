@@ -5,9 +5,11 @@ test on every backend (tests/test_precision_and_backend.py, tests/test_collab_mo
 tests/test_features.py).
 """
 
+import contextlib
 import weakref
 
 import keras
+import numpy as np
 
 
 def name():
@@ -99,6 +101,114 @@ def set_global_rng_state(state):
         torch.set_rng_state(state["torch"])
 
 
+def variable_scope(model):
+    """The context in which new variables belong with ``model``'s own:
+    its ``tf.distribute`` strategy's scope under TensorFlow (mirrored over
+    the replicas when the model was built under one); nothing elsewhere
+    (under JAX the active ``keras.distribution`` lays variables out)."""
+    if name() == "tensorflow":
+        strategy = getattr(model, "distribute_strategy", None)
+        if strategy is not None:
+            return strategy.scope()
+    return contextlib.nullcontext()
+
+
+def replica_count():
+    """Devices sharing every batch under the active data parallelism (a
+    ``keras.distribution`` under JAX, a ``tf.distribute`` strategy under
+    TensorFlow); 1 when none is active."""
+    backend = name()
+    if backend == "jax":
+        dist = keras.distribution.distribution()
+        return 1 if dist is None else int(dist.device_mesh.devices.size)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return int(tf.distribute.get_strategy().num_replicas_in_sync)
+    return 1
+
+
+def local_devices():
+    """Names of the devices data parallelism spreads over: accelerators
+    when there are any, otherwise the CPU devices (several only when
+    simulated); under JAX after ``keras.distribution.initialize``, those
+    of every process."""
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        return ([d.name for d in tf.config.list_logical_devices("GPU")]
+                or [d.name for d in tf.config.list_logical_devices("CPU")])
+    return [str(d) for d in keras.distribution.list_devices()]
+
+
+def data_parallel_engine(devices):
+    """Keras' data-parallel engine over ``devices``: a
+    ``keras.distribution.DataParallel`` (JAX) or a
+    ``tf.distribute.MirroredStrategy`` (TensorFlow)."""
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy(devices)
+    return keras.distribution.DataParallel(devices=devices)
+
+
+def multi_worker_strategy():
+    """TensorFlow's ``MultiWorkerMirroredStrategy`` (workers from
+    ``TF_CONFIG``) and a name for each replica."""
+    import tensorflow as tf
+
+    engine = tf.distribute.MultiWorkerMirroredStrategy()
+    return engine, [f"replica:{i}"
+                    for i in range(engine.num_replicas_in_sync)]
+
+
+def simulate_cpu_devices(n):
+    """Makes the CPU appear as ``n`` devices (before first use)."""
+    backend = name()
+    if backend == "jax":
+        import jax
+
+        try:
+            jax.config.update("jax_num_cpu_devices", n)
+        except RuntimeError as e:
+            raise RuntimeError(
+                f"simulate_cpu_devices({n}) must run before JAX computes "
+                f"anything; JAX already has {jax.device_count('cpu')} CPU "
+                f"device(s) ({e}). Call it at the start of the program, or "
+                f"set XLA_FLAGS=--xla_force_host_platform_device_count={n} "
+                f"before starting Python.") from None
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+        except RuntimeError as e:
+            raise RuntimeError(
+                f"simulate_cpu_devices({n}) must run before TensorFlow "
+                f"computes anything ({e}). Call it at the start of the "
+                f"program.") from None
+    else:
+        raise ValueError(f"simulate_cpu_devices needs the JAX or TensorFlow "
+                         f"backend; the active backend is {backend!r}.")
+
+
+def sum_over_replicas(values):
+    """Inside a TensorFlow replica step with several replicas: the values
+    summed over the replicas, and the replica count; elsewhere the values
+    unchanged and 1 (under JAX a step sees the global values already)."""
+    if name() != "tensorflow":
+        return values, 1
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return values, 1
+    return (context.all_reduce(tf.distribute.ReduceOp.SUM, values),
+            context.num_replicas_in_sync)
+
+
 def synchronize(x):
     """Blocks until ``x`` (a tensor or nested structure) is computed."""
     backend = name()
@@ -122,27 +232,21 @@ def synchronize(x):
 
 def compiled_inference(model, prepare=None, finish=None):
     """Returns ``f(x, *extra)``: ``finish(model(prepare(x, *extra)))`` in
-    inference mode, compiled once and reused (``jax.jit`` over ``stateless_call`` under
-    JAX, ``tf.function`` under TensorFlow; eager under torch). The result
-    stays on the device; fetch it with ``to_host``.
+    inference mode, compiled once and reused (``jax.jit`` over
+    ``stateless_call`` under JAX, ``tf.function`` under TensorFlow; eager
+    under torch). The result stays on the device; fetch it with
+    ``to_host``.
+
+    Under data parallelism (``kerasdl.data_parallel``) the rows of ``x``
+    and of the extras are split over the devices and the result holds
+    them in order: under JAX when a distribution is active (the weights
+    are replicated once if the model was built outside it), under
+    TensorFlow when the model was built in a ``MirroredStrategy`` scope.
+    Rows are padded to a multiple of the device count and cut back.
     """
     backend = name()
     if backend == "jax":
-        import jax
-
-        def pure(tv, ntv, x, *extra):
-            if prepare is not None:
-                x = prepare(x, *extra)
-            y, _ = model.stateless_call(tv, ntv, x, training=False)
-            return y if finish is None else finish(y)
-
-        jitted = jax.jit(pure)
-        def call(x, *extra):  # current weights, read at every call
-            return jitted([v.value for v in model.trainable_variables],
-                          [v.value for v in model.non_trainable_variables],
-                          x, *extra)
-
-        return call
+        return _jax_inference(model, prepare, finish)
 
     def forward(x, *extra):
         if prepare is not None:
@@ -151,9 +255,7 @@ def compiled_inference(model, prepare=None, finish=None):
         return y if finish is None else finish(y)
 
     if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(forward, reduce_retracing=True)
+        return _tf_inference(model, forward)
     if backend == "torch":
         import torch
 
@@ -165,13 +267,124 @@ def compiled_inference(model, prepare=None, finish=None):
     return forward
 
 
+def _jax_inference(model, prepare, finish):
+    import jax
+
+    def pure(tv, ntv, x, *extra):
+        if prepare is not None:
+            x = prepare(x, *extra)
+        y, _ = model.stateless_call(tv, ntv, x, training=False)
+        return y if finish is None else finish(y)
+
+    jitted = jax.jit(pure)
+    copies = {"from": None, "to": None}
+
+    def replicated(values, sharding):
+        if all(v.sharding.is_fully_replicated
+               and v.sharding.device_set == sharding.device_set
+               for v in values):
+            return values
+        if copies["from"] is None or len(copies["from"]) != len(values) or \
+                any(a is not b for a, b in zip(copies["from"], values)):
+            copies["from"] = values
+            copies["to"] = [jax.device_put(v, sharding) for v in values]
+        return copies["to"]
+
+    def call(x, *extra):  # current weights, read at every call
+        tv = [v.value for v in model.trainable_variables]
+        ntv = [v.value for v in model.non_trainable_variables]
+        placement = _jax_placement()
+        if placement is None:
+            return jitted(tv, ntv, x, *extra)
+        rows, replicas = placement
+        n = x.shape[0]
+        weights = replicated(tv + ntv, replicas)
+        y = jitted(weights[:len(tv)], weights[len(tv):],
+                   _jax_rows(x, rows), *[_jax_rows(e, rows) for e in extra])
+        return y if y.shape[0] == n else y[:n]
+
+    return call
+
+
+def _jax_placement():
+    """(rows split over the devices, replicated) shardings of the active
+    distribution's local devices, or None without one."""
+    dist = keras.distribution.distribution()
+    if dist is None:
+        return None
+    import jax
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec
+
+    mesh = dist.device_mesh.backend_mesh
+    if mesh.devices.size == 1:
+        return None
+    if jax.process_count() > 1:
+        raise ValueError(
+            "Inference split over devices runs within one process; this JAX "
+            f"job has {jax.process_count()} processes. Compute features in "
+            "each process over its own images without a distribution.")
+    return (NamedSharding(mesh, PartitionSpec(dist.batch_dim_name)),
+            NamedSharding(mesh, PartitionSpec()))
+
+
+def _jax_rows(x, sharding):
+    """``x`` with its rows padded to a multiple of the devices and split
+    over them (nothing is copied when it already is)."""
+    import jax
+
+    devices = len(sharding.device_set)
+    pad = -x.shape[0] % devices
+    if pad:
+        lib = np if isinstance(x, np.ndarray) else jax.numpy
+        x = lib.concatenate([x, lib.zeros((pad,) + x.shape[1:], x.dtype)])
+    if getattr(x, "sharding", None) == sharding:
+        return x
+    return jax.device_put(x, sharding)
+
+
+def _tf_inference(model, forward):
+    import tensorflow as tf
+
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None or strategy.num_replicas_in_sync == 1 or not \
+            isinstance(strategy, tf.distribute.MirroredStrategy):
+        return tf.function(forward, reduce_retracing=True)
+    replicas = strategy.num_replicas_in_sync
+    run = tf.function(lambda *args: strategy.run(forward, args=args),
+                      reduce_retracing=True)
+
+    def call(x, *extra):
+        n = int(x.shape[0])
+        per = -(-n // replicas)
+
+        def split(a):
+            a = tf.convert_to_tensor(a)
+            if per * replicas != n:
+                a = tf.concat([a, tf.zeros([per * replicas - n]
+                                           + a.shape[1:], a.dtype)], 0)
+            return strategy.experimental_distribute_values_from_function(
+                lambda ctx: a[ctx.replica_id_in_sync_group * per:
+                              (ctx.replica_id_in_sync_group + 1) * per])
+
+        out = run(split(x), *[split(e) for e in extra])
+        return tf.concat(strategy.experimental_local_results(out), 0)[:n]
+
+    return call
+
+
 def to_device(x):
     """Starts copying a host array to the accelerator (asynchronously where
-    the backend allows) and returns the device array."""
+    the backend allows) and returns the device array; under an active JAX
+    distribution its rows are split over the devices (padded to a
+    multiple of their number)."""
     if name() == "jax":
         import jax
 
-        return jax.device_put(x)
+        placement = _jax_placement()
+        if placement is None:
+            return jax.device_put(x)
+        return _jax_rows(x, placement[0])
     return keras.ops.convert_to_tensor(x)
 
 

@@ -31,7 +31,8 @@ def low_precision_copy(model, policy):
         return layer.__class__.from_config(config)
 
     try:
-        copy = keras.models.clone_model(model, clone_function=clone)
+        with _backend.variable_scope(model):
+            copy = keras.models.clone_model(model, clone_function=clone)
     except Exception as e:  # clone_model raises several kinds
         raise ValueError(
             f"Could not rebuild model {model.name!r} to compute in {policy} "

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasdl import _backend
 from kerasdl.callbacks._hyper import base_optimizers
 from kerasdl.callbacks._hyper import get_lrs
 
@@ -81,6 +82,16 @@ def _momentum_as_number():
     momentum as a Python number; elsewhere it is a variable read while
     the step is traced."""
     return keras.backend.backend() == "torch"
+
+
+def _replicated(model, value, name, cls=keras.Variable):
+    """A float32 variable the step assigns in every replica: created where
+    the model's variables are (mirrored under a ``tf.distribute``
+    strategy), and taken from the first replica when several assign it
+    (they compute the same value)."""
+    with _backend.variable_scope(model):
+        return cls(value, dtype="float32", trainable=False, name=name,
+                   aggregation="only_first_replica")
 
 
 def _own(obj, name, value):
@@ -158,8 +169,8 @@ class StepControl:
         for opt, top in zip(self.opts, tops):
             ctl = opt.__dict__.get("_kerasdl_controls")
             if ctl is None:
-                ctl = keras.Variable(np.zeros(SIZE, "float32"),
-                                     trainable=False, name="kerasdl_controls")
+                ctl = _replicated(model, np.zeros(SIZE, "float32"),
+                                  "kerasdl_controls")
                 _own(opt, "_kerasdl_controls", ctl)
             values = np.zeros(SIZE, "float32")
             values[1:3 + len(params)] = [total, top, *params]
@@ -168,9 +179,9 @@ class StepControl:
             attr = self.momentum.get(id(opt))
             if (attr and not _momentum_as_number()
                     and "_kerasdl_momentum" not in opt.__dict__):
-                _own(opt, "_kerasdl_momentum", _MomentumVariable(
-                    float(getattr(opt, attr)), dtype="float32",
-                    trainable=False, name=attr))
+                _own(opt, "_kerasdl_momentum", _replicated(
+                    model, float(getattr(opt, attr)), attr,
+                    cls=_MomentumVariable))
             _own(opt, "apply", self._hooked_apply(opt, ctl, attr))
         if self.batch_loss:
             tracker = model._loss_tracker

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasdl import _backend
 from kerasdl.callbacks import _hyper
 
 
@@ -59,8 +60,9 @@ class GradientSum(keras.optimizers.Optimizer):
         if self.built:
             return
         self.inner_optimizer.build(var_list)
-        self.grad_sq_sum = self.add_variable((), "zeros", "float32",
-                                            name="grad_sq_sum")
+        self.grad_sq_sum = self.add_variable(
+            (), "zeros", "float32", name="grad_sq_sum",
+            aggregation="only_first_replica")
         super().build(var_list)
 
     @property
@@ -84,11 +86,21 @@ class GradientSum(keras.optimizers.Optimizer):
             trainable_variables = self._trainable_variables
         if not self.built:
             self.build(trainable_variables)
+        # Under a TensorFlow strategy each replica holds its own part of
+        # the gradient here: the statistic is taken of their sum (what one
+        # device sees), and the wrapped optimizer, which sums over the
+        # replicas again, gets each replica's equal share of it.
+        present = [i for i, g in enumerate(grads) if g is not None]
+        summed, replicas = _backend.sum_over_replicas(
+            [grads[i] for i in present])
         total = ops.zeros((), "float32")
-        for g in grads:
-            if g is not None:
-                total = total + ops.sum(ops.square(ops.cast(g, "float32")))
+        for g in summed:
+            total = total + ops.sum(ops.square(ops.cast(g, "float32")))
         self.grad_sq_sum.assign_add(total)
+        if replicas > 1:
+            grads = list(grads)
+            for i, g in zip(present, summed):
+                grads[i] = g / replicas
         self.inner_optimizer.apply(grads, trainable_variables)
 
     def finalize_variable_values(self, var_list):
