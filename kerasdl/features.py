@@ -32,7 +32,8 @@ _STORE = ("float16", "float32")
 
 def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
                dtype="float16", *, augment=None, seed=0,
-               compute_dtype="auto", overwrite=False, verbose=1):
+               compute_dtype="auto", overwrite=False, chunk_rows=128,
+               verbose=1):
     """Computes a model's features for every image once and saves them.
 
     Rows ``[0, n)`` hold the original images in data order; with
@@ -84,6 +85,12 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
             precision, uses the GPU's mixed policy on a GPU and float32
             on a CPU.
         overwrite: bool. Replace a stale result instead of refusing.
+        chunk_rows: int. Images per chunk of array data (an
+            ``ImageBatches`` is cut in its own batches). Under
+            ``kerasdl.data_parallel`` every chunk is split over the
+            devices, so ``128 * dp.num_replicas`` keeps each device as busy
+            as one device is alone. Augmented passes draw per chunk, so
+            the chunk size is part of the saved manifest. Defaults to 128.
         verbose: int. 1 shows a ``keras.utils.Progbar``.
 
     Returns:
@@ -102,7 +109,11 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
             augment_passes, (int, np.integer)) or augment_passes < 0:
         raise ValueError(f"`augment_passes` must be an int >= 0. Received: "
                          f"{augment_passes!r}.")
-    source = _Source(data)
+    if isinstance(chunk_rows, bool) or not isinstance(
+            chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"`chunk_rows` must be an int >= 1. Received: "
+                         f"{chunk_rows!r}.")
+    source = _Source(data, int(chunk_rows))
     if model is None:
         from kerasdl.models import vgg16
 
