@@ -71,6 +71,19 @@ def test_features_equal_the_model_output(tmp_path):
     assert again.manifest == m
 
 
+def test_chunk_rows(tmp_path):
+    model = _model()
+    x, y = _data()
+    whole = precompute(model, (x, y), tmp_path / "a", layer="pool",
+                       dtype="float32", verbose=0)
+    small = precompute(model, (x, y), tmp_path / "b", layer="pool",
+                       dtype="float32", chunk_rows=5, verbose=0)
+    assert small.manifest["chunk_rows"] == 5
+    np.testing.assert_allclose(small.features, whole.features, atol=1e-6)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        precompute(model, (x, y), tmp_path / "c", chunk_rows=0, verbose=0)
+
+
 def test_stale_cache_is_refused(tmp_path):
     x, y = _data()
     precompute(_model(), (x, y), tmp_path, layer="pool", verbose=0)
