@@ -22,6 +22,11 @@ def add_parser(sub):
                         "lesson otherwise)")
     p.add_argument("--model", default="dot_bias", choices=_MODELS,
                    help="recipe to train (default dot_bias)")
+    p.add_argument("--fit", default="recipe", choices=("recipe", "gibbs"),
+                   help="recipe: train the recipe with Adam (default); "
+                        "gibbs: Bayesian dot_bias by Gibbs sampling "
+                        "(kerasdl.collab.gibbs: k=5, burn-in 50, 250 "
+                        "samples; needs --model dot_bias)")
     p.add_argument("--epochs", type=int, metavar="N",
                    help="override the recipe's epochs")
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -42,6 +47,12 @@ def run(args):
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1; got {args.epochs}")
+    if args.fit == "gibbs" and args.model != "dot_bias":
+        raise UsageError(f"--fit gibbs samples the dot_bias model; use "
+                         f"--model dot_bias (got --model {args.model})")
+    if args.fit == "gibbs" and args.epochs is not None:
+        raise UsageError("--epochs does not apply to --fit gibbs (it runs "
+                         "50 burn-in sweeps and averages 250 samples)")
     data = read_movielens(args.data)
     split = args.split or ("u1" if data.format == "ml-100k" else "lesson")
     splits.parse_split(split)  # a bad name fails before any training
@@ -49,8 +60,13 @@ def run(args):
     from kerasdl.collab.evaluate import run_split
     from kerasdl.collab.evaluate import summarize
 
-    rows, model = run_split(data, split, args.model, epochs=args.epochs,
-                            seed=args.seed)
+    if args.fit == "gibbs":
+        from kerasdl.collab.gibbs import run_split_gibbs
+
+        rows, model = run_split_gibbs(data, split, seed=args.seed)
+    else:
+        rows, model = run_split(data, split, args.model,
+                                epochs=args.epochs, seed=args.seed)
     for row in rows:
         row.update(data=data.format, skipped_rows=data.skipped)
         if args.json:
