@@ -7,7 +7,8 @@ import numpy as np
 from kerasdl.data.mixed import MixedBatches
 
 
-def pseudo_label(model, x, soft=True, threshold=None, batch_size=256):
+def pseudo_label(model, x, soft=True, threshold=None, batch_size=256,
+                 flip=False):
     """Predicts labels for unlabelled ``x``.
 
     Example:
@@ -27,6 +28,9 @@ def pseudo_label(model, x, soft=True, threshold=None, batch_size=256):
         threshold: float in (0, 1) or None. Keep only rows whose largest
             probability reaches it. Defaults to ``None`` (keep all).
         batch_size: int. Prediction batch size. Defaults to 256.
+        flip: bool. Average the probabilities predicted on ``x`` and on
+            ``x`` flipped left-right (images ``(n, height, width, ...)``),
+            a cheap test-time augmentation. Defaults to ``False``.
 
     Returns:
         ``(indices, targets)``: the rows of ``x`` kept and their float32
@@ -38,8 +42,15 @@ def pseudo_label(model, x, soft=True, threshold=None, batch_size=256):
     if len(x) == 0:
         raise ValueError("There are no unlabelled examples to pseudo-label "
                          "(x has 0 rows).")
+    if flip and np.ndim(x) < 3:
+        raise ValueError(f"`flip=True` needs images (n, height, width"
+                         f"[, channels]); found shape {np.shape(x)}.")
     probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0),
                        dtype="float32")
+    if flip:
+        flipped = model.predict(np.asarray(x)[:, :, ::-1],
+                                batch_size=batch_size, verbose=0)
+        probs = (probs + np.asarray(flipped, dtype="float32")) / 2
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise ValueError(f"Expected class probabilities (n, k >= 2) from the "
                          f"model, found shape {probs.shape}.")
@@ -63,7 +74,9 @@ def pseudo_label(model, x, soft=True, threshold=None, batch_size=256):
 def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
                         rounds=2, fraction=0.25, batch_size=64, epochs=1,
                         soft=True, threshold=None, weight=1.0, seed=0,
-                        steps_per_epoch=None, verbose=0, **fit_kwargs):
+                        steps_per_epoch=None, augment=None,
+                        labelled_augment=None, flip=False, verbose=0,
+                        **fit_kwargs):
     """The pseudo-labelling loop: predict, mix, fit; repeated ``rounds``.
 
     Round 0 is the model as given (trained on the labels alone). Each
@@ -78,17 +91,26 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
         unlabelled: array of inputs without labels.
         validation_data: ``(x, y)`` evaluated after every round.
         rounds: int. Pseudo-labelling rounds. Defaults to 2.
-        fraction: float in (0, 1). Pseudo-labelled share of each batch.
-            Defaults to 0.25 (the course: 16 of 64).
+        fraction: float in (0, 1), or one per round. Pseudo-labelled share
+            of each batch. Defaults to 0.25 (the course: 16 of 64).
         batch_size: int. Rows per batch; ``fraction * batch_size`` must be
             whole. Defaults to 64.
         epochs: int. Epochs per round (one pass over the labels each).
-        soft, threshold: as in ``pseudo_label``.
+        soft, threshold, flip: as in ``pseudo_label``; ``threshold`` may
+            also give one value per round (for example a rising one).
         weight: float. Sample weight of pseudo-labelled rows.
         seed: int. Seed of the batch mixing.
         steps_per_epoch: int or None. Batches per epoch; by default one pass
             over the labelled data (see ``MixedBatches``). Raise it to let
             the model see more of a large unlabelled set each round.
+        augment: callable or None. Applied to the pseudo-labelled rows of
+            every batch only (``MixedBatches``' ``augment``), while the
+            pseudo-labels come from the clean images: consistency-style
+            pseudo-labelling with a strong view such as
+            ``kerasdl.data.augment.ArrayAugment(cutout=12)``. Defaults to
+            ``None``.
+        labelled_augment: callable or None. Likewise for the labelled
+            rows. Defaults to ``None``.
         verbose: int. Passed to ``fit``.
         **fit_kwargs: other arguments for ``model.fit`` (callbacks ...).
 
@@ -105,10 +127,13 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"`rounds` must be a positive integer. Received: "
                          f"rounds={rounds!r}.")
+    fractions = _per_round(fraction, rounds, "fraction")
+    thresholds = _per_round(threshold, rounds, "threshold")
     history = [_evaluate(model, xv, yv, 0, 0, batch_size)]
     for r in range(1, rounds + 1):
+        fraction, threshold = fractions[r - 1], thresholds[r - 1]
         idx, targets = pseudo_label(model, unlabelled, soft=soft,
-                                    threshold=threshold)
+                                    threshold=threshold, flip=flip)
         if len(idx) == 0:
             raise ValueError(
                 f"Round {r}: no unlabelled example reached threshold="
@@ -118,10 +143,22 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
         mix = MixedBatches(
             [(x, y), (xu, targets)], fractions=[1 - fraction, fraction],
             batch_size=batch_size, weights=[1.0, weight], seed=seed + r,
-            steps_per_epoch=steps_per_epoch)
+            steps_per_epoch=steps_per_epoch,
+            augment=None if augment is None and labelled_augment is None
+            else [labelled_augment, augment])
         model.fit(mix, epochs=epochs, verbose=verbose, **fit_kwargs)
         history.append(_evaluate(model, xv, yv, r, len(idx), batch_size))
     return history
+
+
+def _per_round(value, rounds, name):
+    if value is None or np.ndim(value) == 0:
+        return [value] * rounds
+    values = list(value)
+    if len(values) != rounds:
+        raise ValueError(f"`{name}` must be one value or one per round "
+                         f"({rounds}). Received: {name}={values!r}.")
+    return values
 
 
 def _evaluate(model, xv, yv, r, n, batch_size):

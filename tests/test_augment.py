@@ -206,3 +206,46 @@ def test_scan_picks_the_best_level():
     with pytest.raises(ValueError, match="monitor"):
         augment.scan_augmentation(make, "zoom", [0.1], (x, y), (x, y),
                                   epochs=1, monitor="val_auc")
+
+
+def test_array_augment_shift_flip_cutout():
+    x = _images((6, 10, 10, 1), seed=3) + 1  # no zeros
+    rng = np.random.default_rng(0)
+    out = augment.ArrayAugment(cutout=4)(x, rng)
+    assert out.shape == x.shape and out.dtype == np.float32
+    erased = out == 0
+    assert erased.any(axis=(1, 2, 3)).all()
+    assert (erased.sum(axis=(1, 2, 3)) <= 16).all()
+    np.testing.assert_array_equal(out[~erased], x[~erased])
+    # whole-pixel shifts: every image is a shifted copy with zero borders
+    shifted = augment.ArrayAugment(shift=2)(x, np.random.default_rng(1))
+    for img, src in zip(shifted, x):
+        found = False
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                ref = np.zeros_like(src)
+                ys, yd = slice(max(-dy, 0), 10 - max(dy, 0)), slice(
+                    max(dy, 0), 10 - max(-dy, 0))
+                xs, xd = slice(max(-dx, 0), 10 - max(dx, 0)), slice(
+                    max(dx, 0), 10 - max(-dx, 0))
+                ref[yd, xd] = src[ys, xs]
+                found |= np.array_equal(img, ref)
+        assert found
+    flipped = augment.ArrayAugment(horizontal_flip=True)(
+        x, np.random.default_rng(2))
+    for img, src in zip(flipped, x):
+        assert np.array_equal(img, src) or np.array_equal(img, src[:, ::-1])
+    again = augment.ArrayAugment(shift=2, horizontal_flip=True, cutout=4)
+    np.testing.assert_array_equal(again(x, np.random.default_rng(5)),
+                                  again(x, np.random.default_rng(5)))
+    np.testing.assert_array_equal(x, _images((6, 10, 10, 1), seed=3) + 1)
+
+
+def test_array_augment_errors():
+    with pytest.raises(ValueError, match="cutout"):
+        augment.ArrayAugment(cutout=-1)
+    with pytest.raises(ValueError, match="shift"):
+        augment.ArrayAugment(shift=1.5)
+    with pytest.raises(ValueError, match="batch, height"):
+        augment.ArrayAugment(cutout=2)(np.zeros((3, 4)),
+                                       np.random.default_rng(0))

@@ -132,3 +132,51 @@ def test_bad_sources():
         MixedBatches([(x, y), (x, y.argmax(1))], batch_sizes=[2, 2])
     with pytest.raises(ValueError, match="non-empty list"):
         MixedBatches([], batch_sizes=[])
+
+
+def _tag(x, rng):
+    """Adds a seeded random offset of at least 10000 to every row."""
+    return x + 10000 + rng.integers(0, 100, (len(x), 1))
+
+
+def test_augment_touches_only_its_source_and_keeps_composition():
+    lab, pseudo = _labelled(96), _labelled(20, offset=1000)
+    plain = MixedBatches([lab, pseudo], batch_sizes=[48, 16], seed=3)
+    mix = MixedBatches([lab, pseudo], batch_sizes=[48, 16], seed=3,
+                       augment=[None, _tag])
+    for i in range(len(mix)):
+        (x, y), (x0, y0) = mix[i], plain[i]
+        assert x.shape == (64, 1) and len(mix) == len(plain)
+        np.testing.assert_array_equal(x[:48], x0[:48])  # labels untouched
+        np.testing.assert_array_equal(y, y0)            # targets untouched
+        extra = x[48:] - x0[48:]
+        assert (extra >= 10000).all() and (extra < 10100).all()
+
+
+def test_augment_is_seeded_per_step_and_source():
+    lab, pseudo = _labelled(32), _labelled(32, offset=1000)
+
+    def make(seed):
+        return MixedBatches([lab, pseudo], batch_sizes=[8, 8], seed=seed,
+                            augment=[_tag, _tag])
+
+    a, b, c = make(1), make(1), make(2)
+    np.testing.assert_array_equal(a[2][0], b[2][0])
+    assert not np.array_equal(a[2][0], c[2][0])
+    # sources and steps draw from different streams
+    x = a[0][0] - MixedBatches([lab, pseudo], batch_sizes=[8, 8],
+                               seed=1)[0][0]
+    assert not np.array_equal(x[:8], x[8:])
+    assert not np.array_equal(a[0][0] - a[1][0], x)
+
+
+def test_bad_augment():
+    lab = _labelled(10)
+    with pytest.raises(ValueError, match="one for each|callable"):
+        MixedBatches([lab, lab], batch_sizes=[2, 2], augment=[None])
+    with pytest.raises(ValueError, match="callable"):
+        MixedBatches([lab], batch_sizes=[2], augment=["cutout"])
+    mix = MixedBatches([lab], batch_sizes=[2],
+                       augment=[lambda x, rng: x[:1]])
+    with pytest.raises(ValueError, match="keep it"):
+        mix[0]

@@ -57,6 +57,14 @@ class MixedBatches(keras.utils.PyDataset):
             Sources' own sample weights are multiplied by it.
         steps_per_epoch: int or None. Batches per epoch; by default one
             pass over the first source.
+        augment: list of callables or None, one per source (``None`` for
+            a source left as it is). ``augment[i](x_rows, rng)`` returns
+            source ``i``'s rows of the batch augmented (same shape), with
+            ``rng`` a numpy Generator seeded from ``seed``, the source and
+            the step, so batches stay reproducible; other sources' rows
+            and all targets are untouched (for example weak augmentation
+            for labels, ``kerasdl.data.augment.ArrayAugment`` cutout for
+            pseudo-labels). Defaults to ``None``.
         seed: int. Seed of every shuffle. Defaults to 0.
         shuffle: bool. Shuffle each source. Defaults to ``True``.
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``,
@@ -69,7 +77,7 @@ class MixedBatches(keras.utils.PyDataset):
 
     def __init__(self, sources, batch_sizes=None, *, fractions=None,
                  batch_size=None, weights=None, steps_per_epoch=None,
-                 seed=0, shuffle=True, **kwargs):
+                 augment=None, seed=0, shuffle=True, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(sources, (list, tuple)) or not sources:
             raise ValueError(
@@ -88,6 +96,7 @@ class MixedBatches(keras.utils.PyDataset):
                     f"({len(sources)}). Received: weights={weights}."
                 )
         self.weights = weights
+        self.augment = _check_augment(augment, len(sources))
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
         first = self.sources[0]
@@ -129,6 +138,9 @@ class MixedBatches(keras.utils.PyDataset):
             source.rows(step * size, size, self._order, step)
             for source, size in zip(self.sources, self.batch_sizes)
         ]
+        if self.augment is not None:
+            parts = [self._augmented(i, part, step)
+                     for i, part in enumerate(parts)]
         x = _concat([p[0] for p in parts])
         y = _concat([p[1] for p in parts])
         has_weights = self.weights is not None or any(
@@ -150,6 +162,18 @@ class MixedBatches(keras.utils.PyDataset):
     def composition(self):
         """``{source index: rows per batch}``, for reports."""
         return dict(enumerate(self.batch_sizes))
+
+    def _augmented(self, i, part, step):
+        fn = self.augment[i]
+        if fn is None:
+            return part
+        rng = np.random.default_rng((self.seed, i, step, 0xA0))
+        x = fn(part[0], rng)
+        if np.shape(x) != np.shape(part[0]):
+            raise ValueError(
+                f"augment[{i}] changed the shape of source {i}'s rows from "
+                f"{np.shape(part[0])} to {np.shape(x)}; it must keep it.")
+        return (x, *part[1:])
 
     def _order(self, source_index, n, pass_index):
         if not self.shuffle:
@@ -227,6 +251,18 @@ class _Source:
             for m in merged)
         return tuple(None if m is None else _take(m, slice(0, count))
                      for m in merged)
+
+
+def _check_augment(augment, n_sources):
+    if augment is None:
+        return None
+    augment = list(augment)
+    if len(augment) != n_sources or not all(
+            a is None or callable(a) for a in augment):
+        raise ValueError(
+            f"`augment` must give a callable (or None) for each of the "
+            f"{n_sources} sources. Received: augment={augment!r}.")
+    return augment
 
 
 def _check_shapes(sources):
