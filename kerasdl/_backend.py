@@ -113,10 +113,10 @@ def variable_scope(model):
     return contextlib.nullcontext()
 
 
-def replica_count():
+def replica_count(model=None):
     """Devices sharing every batch under the active data parallelism (a
     ``keras.distribution`` under JAX, a ``tf.distribute`` strategy under
-    TensorFlow); 1 when none is active."""
+    TensorFlow, or the one ``model`` was built in); 1 when none is."""
     backend = name()
     if backend == "jax":
         dist = keras.distribution.distribution()
@@ -124,7 +124,9 @@ def replica_count():
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return int(tf.distribute.get_strategy().num_replicas_in_sync)
+        strategy = getattr(model, "distribute_strategy", None) \
+            or tf.distribute.get_strategy()
+        return int(strategy.num_replicas_in_sync)
     return 1
 
 

@@ -34,7 +34,8 @@ What holds inside it:
 - ``MixedBatches(..., replicas=dp.num_replicas)`` gives every replica's
   share of a batch the same composition (with TensorFlow each replica
   normalises its own rows, so this keeps pseudo-labels a quarter of every
-  replica's batch, not of only the last replica's).
+  replica's batch, not of only the last replica's);
+  ``pseudo_label_rounds`` does so by itself.
 - Under TensorFlow, ``BatchNormalization`` normalises each replica's rows
   on their own unless built with ``synchronized=True``; under JAX the
   statistics are over the whole batch, as on one device.

@@ -4,6 +4,7 @@ into training so that a fixed share of every batch is pseudo-labelled."""
 import keras
 import numpy as np
 
+from kerasdl import _backend
 from kerasdl.data.mixed import MixedBatches
 
 
@@ -75,7 +76,8 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
                         rounds=2, fraction=0.25, batch_size=64, epochs=1,
                         soft=True, threshold=None, weight=1.0, seed=0,
                         steps_per_epoch=None, augment=None,
-                        labelled_augment=None, flip=False, verbose=0,
+                        labelled_augment=None, flip=False, replicas=None,
+                        verbose=0,
                         **fit_kwargs):
     """The pseudo-labelling loop: predict, mix, fit; repeated ``rounds``.
 
@@ -111,6 +113,10 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
             ``None``.
         labelled_augment: callable or None. Likewise for the labelled
             rows. Defaults to ``None``.
+        replicas: int or None. Passed to ``MixedBatches``; ``None`` takes
+            the devices the model trains on under ``kerasdl.data_parallel``
+            (1 without it), so each replica's share of a batch has the
+            batch's composition.
         verbose: int. Passed to ``fit``.
         **fit_kwargs: other arguments for ``model.fit`` (callbacks ...).
 
@@ -145,8 +151,13 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
             batch_size=batch_size, weights=[1.0, weight], seed=seed + r,
             steps_per_epoch=steps_per_epoch,
             augment=None if augment is None and labelled_augment is None
-            else [labelled_augment, augment])
-        model.fit(mix, epochs=epochs, verbose=verbose, **fit_kwargs)
+            else [labelled_augment, augment],
+            replicas=_backend.replica_count(model) if replicas is None
+            else replicas)
+        # MixedBatches shuffles each source from `seed`; Keras' own
+        # shuffling of batch order would draw on the global RNG.
+        model.fit(mix, epochs=epochs, verbose=verbose,
+                  **{"shuffle": False, **fit_kwargs})
         history.append(_evaluate(model, xv, yv, r, len(idx), batch_size))
     return history
 

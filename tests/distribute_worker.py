@@ -114,6 +114,19 @@ def annealing(dp):
     return logs, flat(model.get_weights())
 
 
+def pseudo(dp):
+    """One pseudo-labelling round: MixedBatches gives each replica 6
+    labelled + 2 pseudo-labelled rows of every 32 (replicas from dp)."""
+    model = build(3)
+    model.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy")
+    onehot = np.eye(3, dtype="float32")[Y]
+    history = kerasdl.pseudo_label_rounds(
+        model, (X[:64], onehot[:64]), X[64:], (X[:64], onehot[:64]),
+        rounds=1,
+        fraction=0.25, batch_size=BATCH, seed=0)
+    return history[-1]["n_pseudo"], flat(model.get_weights())
+
+
 def features(dp, folder):
     keras.utils.set_random_seed(2)
     inputs = keras.Input((10, 10, 3), dtype="uint8")
@@ -148,6 +161,12 @@ def main():
     report["annealing_logs_single"] = logs1
     report["annealing_logs_parallel"] = logs4
     report["annealing_weights"] = float(np.max(np.abs(w1 - w4)))
+
+    n1, p1 = pseudo(None)
+    with dp:
+        n4, p4 = pseudo(dp)
+    report["pseudo_rows"] = [n1, n4]
+    report["pseudo_weights"] = float(np.max(np.abs(p1 - p4)))
 
     with tempfile.TemporaryDirectory() as tmp:
         f1 = features(None, os.path.join(tmp, "one"))

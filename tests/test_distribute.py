@@ -81,6 +81,13 @@ def test_gradient_statistic_summed_over_replicas(report):
     assert report["annealing_weights"] <= 1e-4
 
 
+def test_pseudo_label_rounds_under_data_parallel(report):
+    # the same pseudo-labels, and the same weights although each replica
+    # gets 6 labelled + 2 pseudo rows of every batch (rows reordered)
+    assert report["pseudo_rows"][0] == report["pseudo_rows"][1] == 192
+    assert report["pseudo_weights"] <= 1e-4
+
+
 def test_precompute_split_over_devices_writes_the_same_file(report):
     # 70 images in chunks of 128 rows: one padded chunk split over 4
     assert report["features_shape"] == [70, 8, 8, 4]

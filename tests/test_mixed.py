@@ -180,3 +180,27 @@ def test_bad_augment():
                        augment=[lambda x, rng: x[:1]])
     with pytest.raises(ValueError, match="keep it"):
         mix[0]
+
+
+def test_replicas_each_get_the_batch_composition():
+    x1, y1 = np.zeros((96, 2)), np.zeros((96, 1))
+    x2, y2 = np.ones((40, 2)), np.ones((40, 1))
+    x1[:, 1], x2[:, 1] = np.arange(96), 1000 + np.arange(40)
+    plain = MixedBatches([(x1, y1), (x2, y2)], batch_sizes=[48, 16],
+                         weights=[1.0, 0.5], seed=3)
+    split = MixedBatches([(x1, y1), (x2, y2)], batch_sizes=[48, 16],
+                         weights=[1.0, 0.5], seed=3, replicas=4)
+    for i in range(len(split)):
+        x, y, w = split[i]
+        for part in np.split(np.arange(64), 4):  # what each replica gets
+            assert x[part, 0].sum() == 4  # 12 labelled + 4 pseudo rows
+            np.testing.assert_array_equal(y[part, 0], x[part, 0])
+            np.testing.assert_array_equal(w[part], np.where(
+                x[part, 0] == 1, 0.5, 1.0))
+        # the same rows as without replicas, only in another order
+        xp, yp, wp = plain[i]
+        np.testing.assert_array_equal(np.sort(x[:, 1]), np.sort(xp[:, 1]))
+    with pytest.raises(ValueError, match="divide by 3"):
+        MixedBatches([(x1, y1), (x2, y2)], batch_sizes=[48, 16], replicas=3)
+    with pytest.raises(ValueError, match="replicas"):
+        MixedBatches([(x1, y1), (x2, y2)], batch_sizes=[48, 16], replicas=0)

@@ -30,7 +30,10 @@ class MixedBatches(keras.utils.PyDataset):
     array sources (any worker may build any batch). A source that is itself
     a ``PyDataset`` is read batch after batch (its batches taken in a seeded
     order) and re-cut to the rows asked; then batches must be requested in
-    order, with ``workers=1``.
+    order, with ``workers=1``. ``model.fit`` reorders a PyDataset's batches
+    when ``shuffle=True`` (its default), drawing on the global random
+    state; pass ``shuffle=False`` for batches that depend on ``seed`` only
+    (every source is shuffled already).
 
     Example:
 
@@ -67,6 +70,13 @@ class MixedBatches(keras.utils.PyDataset):
             pseudo-labels). Defaults to ``None``.
         seed: int. Seed of every shuffle. Defaults to 0.
         shuffle: bool. Shuffle each source. Defaults to ``True``.
+        replicas: int. Devices that split every batch in equal contiguous
+            parts (``kerasdl.data_parallel``'s ``num_replicas``). The rows
+            are laid out so that each part holds ``batch_sizes[i] /
+            replicas`` rows of source ``i``: every replica's share has the
+            batch's composition (with TensorFlow each replica normalises
+            its own rows). Every batch size must divide by it. Defaults
+            to 1 (sources one after the other).
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``,
             passed to ``keras.utils.PyDataset``.
 
@@ -77,7 +87,8 @@ class MixedBatches(keras.utils.PyDataset):
 
     def __init__(self, sources, batch_sizes=None, *, fractions=None,
                  batch_size=None, weights=None, steps_per_epoch=None,
-                 augment=None, seed=0, shuffle=True, **kwargs):
+                 augment=None, seed=0, shuffle=True, replicas=1,
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(sources, (list, tuple)) or not sources:
             raise ValueError(
@@ -99,6 +110,8 @@ class MixedBatches(keras.utils.PyDataset):
         self.augment = _check_augment(augment, len(sources))
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
+        self.replicas = _check_replicas(replicas, self.batch_sizes)
+        self._layout = _replica_layout(self.batch_sizes, self.replicas)
         first = self.sources[0]
         if steps_per_epoch is None:
             if first.length is None:
@@ -141,8 +154,8 @@ class MixedBatches(keras.utils.PyDataset):
         if self.augment is not None:
             parts = [self._augmented(i, part, step)
                      for i, part in enumerate(parts)]
-        x = _concat([p[0] for p in parts])
-        y = _concat([p[1] for p in parts])
+        x = self._arrange(_concat([p[0] for p in parts]))
+        y = self._arrange(_concat([p[1] for p in parts]))
         has_weights = self.weights is not None or any(
             p[2] is not None for p in parts)
         if not has_weights:
@@ -154,7 +167,12 @@ class MixedBatches(keras.utils.PyDataset):
             if self.weights is not None:
                 w = w * self.weights[i]
             sw.append(w)
-        return x, y, np.concatenate(sw)
+        return x, y, self._arrange(np.concatenate(sw))
+
+    def _arrange(self, rows):
+        if self._layout is None:
+            return rows
+        return _take_rows(rows, self._layout)
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -251,6 +269,34 @@ class _Source:
             for m in merged)
         return tuple(None if m is None else _take(m, slice(0, count))
                      for m in merged)
+
+
+def _check_replicas(replicas, batch_sizes):
+    if isinstance(replicas, bool) or not isinstance(
+            replicas, (int, np.integer)) or replicas < 1:
+        raise ValueError(f"`replicas` must be an int >= 1. Received: "
+                         f"replicas={replicas!r}.")
+    odd = [f"source {i}: {n}" for i, n in enumerate(batch_sizes)
+           if n % replicas]
+    if odd:
+        raise ValueError(
+            f"With replicas={replicas} every source's rows per batch must "
+            f"divide by {replicas}, so that each replica gets the same "
+            f"share; found {', '.join(odd)}. Choose batch sizes that are "
+            f"multiples of {replicas}.")
+    return int(replicas)
+
+
+def _replica_layout(batch_sizes, replicas):
+    """Row order putting ``size / replicas`` rows of each source into each
+    of the batch's ``replicas`` contiguous parts; None for one part."""
+    if replicas == 1:
+        return None
+    starts = np.cumsum([0] + list(batch_sizes[:-1]))
+    return np.concatenate([
+        start + r * (size // replicas) + np.arange(size // replicas)
+        for r in range(replicas)
+        for start, size in zip(starts, batch_sizes)])
 
 
 def _check_augment(augment, n_sources):
@@ -359,6 +405,14 @@ def _take(a, idx):
         result[order] = out
         return result
     return np.asarray(a)[idx]
+
+
+def _take_rows(rows, index):
+    if isinstance(rows, dict):
+        return {k: _take_rows(v, index) for k, v in rows.items()}
+    if isinstance(rows, tuple):
+        return tuple(_take_rows(v, index) for v in rows)
+    return rows[index]
 
 
 def _concat(parts):
