@@ -94,6 +94,13 @@ def work(model, dp):
     # before the loss diverges (there float rounding grows without bound)
     calm = np.asarray(result.lrs) < 1e-3
     out["lr_find_losses"] = np.asarray(result.losses, "float64")[calm]
+    # a sweep that diverges: the stop is decided on the host, once
+    keras.utils.set_random_seed(4)
+    plain = keras.Sequential([keras.Input((12,)), keras.layers.Dense(3)])
+    plain.compile(keras.optimizers.SGD(), "mse")
+    result = kerasdl.lr_find(plain, (X, np.eye(3)[Y]), num_it=60,
+                             batch_size=BATCH, end_lr=1e3, stop_div=True)
+    out["stopped_at"] = [len(result.losses), result.stop_reason]
     if dp is not None:
         out["replica_spread"], out["fewest_copies"] = spread(model)
     return out
@@ -154,6 +161,7 @@ def main():
     for key in ("lr_find_restore", "replica_spread", "fewest_copies"):
         report[key] = parallel.get(key, single.get(key))
     report["lr_find_restore_single"] = single["lr_find_restore"]
+    report["stopped_at"] = [single["stopped_at"], parallel["stopped_at"]]
 
     logs1, w1 = annealing(None)
     with dp:

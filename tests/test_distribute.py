@@ -67,6 +67,12 @@ def test_lr_find_restores_every_replica(report):
         1.0, report["lr_find_losses_scale"])
 
 
+def test_lr_find_stops_once_for_all(report):
+    one, many = report["stopped_at"]
+    assert one[0] < 60 and one[1]  # it diverged and said why
+    assert many == one
+
+
 def test_gradient_statistic_summed_over_replicas(report):
     one, many = (report["annealing_logs_single"],
                  report["annealing_logs_parallel"])
