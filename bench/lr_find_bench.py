@@ -31,6 +31,7 @@ import numpy as np
 
 import kerasdl
 from kerasdl import _backend
+from kerasdl.callbacks import lr_finder
 
 SHAPE = (60, 80, 3)
 
@@ -97,7 +98,8 @@ def speed(models, batch, steps, repeats):
              fit_shuffled_s=row["fit_shuffled"],
              ratio_vs_shuffled=round(row["sweep"] / row["fit_shuffled"], 3),
              ratio_fastest=round(fastest["sweep"] / fastest["fit"], 3),
-             repeats=repeats, target=1.2)
+             repeats=repeats, target=1.2,
+             gather_limit=lr_finder.GATHER_LIMIT)
         emit(bench="fit_one_cycle_vs_fit", model=name, batch=batch,
              steps=2 * steps, fit_s=row["fit2"], one_cycle_s=row["one_cycle"],
              ratio=round(row["one_cycle"] / row["fit2"], 3),
@@ -160,7 +162,13 @@ def main():
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--statefarm", metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gather-limit", type=int, default=None,
+                   help="bytes of sweep batches lr_find copies up front "
+                   "(kerasdl.callbacks.lr_finder.GATHER_LIMIT; 0: gather "
+                   "each batch as it is needed)")
     args = p.parse_args()
+    if args.gather_limit is not None:
+        lr_finder.GATHER_LIMIT = args.gather_limit
     if args.statefarm:
         statefarm(args.statefarm, args.seed, args.batch)
     else:

@@ -263,7 +263,12 @@ class LRFindResult:
         return path
 
 
-GATHER_LIMIT = 256 * 2**20  # bytes of sweep batches copied up front
+# Bytes of sweep batches copied into one array before the fit (then Keras
+# slices them). 0: each batch is gathered when the fit asks for it, which
+# is faster: a fresh copy of 100 batches (92 MB of 60x80 images at batch
+# 64) cost up to 0.2 s in page faults, more than the 100 steps' slack
+# (bench/NOTES.md, issue 3).
+GATHER_LIMIT = 0
 
 
 def _sweep_rows(n, num_it, batch_size, seed):
@@ -297,9 +302,9 @@ def _sweep_inputs(inputs, num_it, batch_size, seed):
     """Fit arguments for exactly ``num_it`` steps where the length is
     known; otherwise ``steps_per_epoch=num_it`` (num_it is the contract).
 
-    Arrays: the sweep's rows are copied into one array up to
-    ``GATHER_LIMIT`` bytes (then Keras slices batches from it, the
-    cheapest path); beyond that each batch is gathered on the fly."""
+    Arrays: each batch's seeded rows are gathered when the fit asks for
+    it; sweeps of at most ``GATHER_LIMIT`` bytes are copied up front
+    instead (off by default)."""
     x = inputs["x"]
     arrays = keras.tree.flatten(x)
     if arrays and all(isinstance(a, np.ndarray) for a in arrays):
