@@ -143,19 +143,8 @@ def test_ml100k_u1_chosen_recipe(shared_data):
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """A generated ml-100k style folder (u.data, u.item)."""
-    from kerasdl.collab.sample import generate_ratings
-
-    path = tmp_path_factory.mktemp("ml-gen")
-    ratings, titles = generate_ratings(60, 40, density=0.3, seed=2)
-    with open(path / "u.data", "w") as f:
-        for u, i, r, t in ratings.itertuples(index=False):
-            f.write(f"{u}\t{i}\t{int(r)}\t{t}\n")
-    with open(path / "u.item", "w", encoding="latin-1") as f:
-        for i, title in titles.items():
-            f.write(f"{i}|{title}|01-Jan-1995||http://x|0\n")
-    return path
+def folder(generated_movielens):
+    return generated_movielens
 
 
 def test_cli_fit_gibbs_prints_rmse_with_split(folder, capsys):

@@ -9,20 +9,11 @@ import sys
 import pytest
 
 from kerasdl import cli
-from kerasdl.collab.sample import generate_ratings
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ml-gen")
-    ratings, titles = generate_ratings(60, 40, density=0.3, seed=2)
-    with open(path / "u.data", "w") as f:
-        for u, i, r, t in ratings.itertuples(index=False):
-            f.write(f"{u}\t{i}\t{int(r)}\t{t}\n")
-    with open(path / "u.item", "w", encoding="latin-1") as f:
-        for i, title in titles.items():
-            f.write(f"{i}|{title}|01-Jan-1995||http://x|0\n")
-    return path
+def folder(generated_movielens):
+    return generated_movielens
 
 
 def test_json_line_names_the_split(folder, capsys, tmp_path):
