@@ -213,7 +213,9 @@ def test_sigkill_and_resume_give_the_same_arrays(tmp_path):
     env = {"N": "600", "SLOW": "0.4"}
     proc = _child(tmp_path, tmp_path / "killed", **env)
     seen = 0
-    kill_after = 1 + int(np.random.default_rng().integers(0, 5))
+    # progress is written at most every 0.5 s: by the 3rd chunk of 0.4 s
+    # it has been written once at least
+    kill_after = 3 + int(np.random.default_rng().integers(0, 4))
     for line in proc.stdout:
         if line.startswith("chunk"):
             seen += 1
