@@ -2,7 +2,7 @@
 
 Everything else in the package uses ``keras.ops``. Each helper here has a
 test on every backend (tests/test_precision_and_backend.py, tests/test_collab_models.py,
-tests/test_features.py).
+tests/test_features.py; data parallelism: tests/test_distribute.py).
 """
 
 import contextlib
