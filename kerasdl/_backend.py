@@ -77,8 +77,6 @@ def global_rng_state():
     torch's. Pass the result to ``set_global_rng_state``."""
     import random
 
-    import numpy as np
-
     state = {"python": random.getstate(), "numpy": np.random.get_state()}
     if name() == "torch":
         import torch
@@ -90,8 +88,6 @@ def global_rng_state():
 def set_global_rng_state(state):
     """Puts back what ``global_rng_state`` returned."""
     import random
-
-    import numpy as np
 
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
