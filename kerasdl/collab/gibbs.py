@@ -1,17 +1,22 @@
 """Bayesian dot_bias by Gibbs sampling (BPMF with biases), numpy only.
 
 Model: ``r = mu + U_u . V_i + b_u + b_i + noise``, with ``mu`` fixed at the
-training mean and noise precision ``alpha ~ Gamma(1, 1)`` sampled. Each
-user's ``[U_u, b_u]`` and item's ``[V_i, b_i]`` is Gaussian with a mean and
-precision that have the standard Normal-Wishart hyper-prior (mean 0,
-beta0 = 2, nu0 = k + 1, W0 = I). A sweep samples both hyper-priors, every
-user given the items (one batched solve), every item given the users, then
+training mean. The noise precision of user u's rating of item i is
+``alpha * s_u * t_i``: ``alpha ~ Gamma(1, 1)`` is shared, and the per-user
+and per-item scales ``s_u, t_i ~ Gamma(10, 10)`` (mean 1) let erratic
+raters and divisive items weigh less in the fit (``noise="shared"`` keeps
+one precision, as in plain BPMF). Each user's ``[U_u, b_u]`` and item's
+``[V_i, b_i]`` is Gaussian with a mean and precision that have the
+standard Normal-Wishart hyper-prior (mean 0, beta0 = 2, nu0 = k + 1,
+W0 = I). A sweep samples both hyper-priors, every user given the items
+(one batched solve), every item given the users, then the scales and
 ``alpha``. The predictor is the average over the kept samples, which is
 exactly one dot_bias model with ``samples * k`` factors (``to_keras``).
 
-On ml-100k u1 the recipe chosen on a validation split of u1.base (k=5,
-burn-in 50, 250 samples, seed 0) scores RMSE 0.907 in about 10 s on two
-CPU cores (SGD/Adam dot_bias: 0.925).
+On ml-100k u1 the recipe chosen on validation splits of u1.base (k=10,
+per-user and per-item noise, burn-in 50, 250 samples, seed 0) scores RMSE
+0.902 in about 50 s on two CPU cores (SGD/Adam dot_bias: 0.925; the same
+sampler with one shared precision and k=5: 0.908).
 """
 
 import time
@@ -19,6 +24,7 @@ import time
 import numpy as np
 
 _CHUNK = 8192  # pairs per block in predict (bounds memory)
+_NOISE = ("shared", "user", "user+item")
 
 
 class GibbsModel:
@@ -96,8 +102,9 @@ class GibbsModel:
         return model
 
 
-def fit_gibbs(users, items, ratings, n_users, n_items, *, n_factors=5,
-              samples=250, burn_in=50, seed=0, rating_range=(1.0, 5.0)):
+def fit_gibbs(users, items, ratings, n_users, n_items, *, n_factors=10,
+              samples=250, burn_in=50, seed=0, rating_range=(1.0, 5.0),
+              noise="user+item", noise_prior=10.0):
     """Samples a Bayesian dot_bias model and returns its posterior mean.
 
     Runs ``burn_in + samples`` sweeps and averages the last ``samples``.
@@ -112,7 +119,7 @@ def fit_gibbs(users, items, ratings, n_users, n_items, *, n_factors=5,
     >>> bool(np.sqrt(np.mean((model.predict(u, i) - r) ** 2)) < 0.3)
     True
     >>> model.to_keras().get_layer("user_factors").output_dim
-    100
+    200
 
     Args:
         users: array-like of int. Encoded user index of each rating.
@@ -120,20 +127,29 @@ def fit_gibbs(users, items, ratings, n_users, n_items, *, n_factors=5,
         ratings: array-like of float. The ratings.
         n_users: int. Number of users (indices ``0..n_users-1``).
         n_items: int. Number of items.
-        n_factors: int. Factors per sample (k). Defaults to 5.
+        n_factors: int. Factors per sample (k). Defaults to 10.
         samples: int. Sweeps averaged after burn-in. Defaults to 250.
         burn_in: int. Sweeps discarded first. Defaults to 50.
         seed: int. Seed of ``numpy.random.default_rng``. Defaults to 0.
         rating_range: (float, float). Predictions are clipped to it.
             Defaults to (1.0, 5.0).
+        noise: str. ``"shared"``: one noise precision for every rating.
+            ``"user"``: each user's ratings have their own precision,
+            ``alpha * s_u`` with ``s_u ~ Gamma(noise_prior, noise_prior)``
+            (mean 1), so a user who rates erratically pulls less on the
+            item factors. ``"user+item"``: ``alpha * s_u * t_i``, items
+            likewise. Only the fit's weighting changes: the predictor is
+            the same dot_bias model. Defaults to ``"user+item"``.
+        noise_prior: float > 0. Shape and rate of the scales' Gamma prior;
+            larger keeps them nearer 1. Defaults to 10.0.
 
     Returns:
         A ``GibbsModel``.
 
     Raises:
         ValueError: no ratings, indices out of range, lengths that differ,
-            non-finite ratings, counts below their minimum, or a range
-            with ``high <= low``.
+            non-finite ratings, counts below their minimum, a range with
+            ``high <= low``, an unknown ``noise`` or ``noise_prior <= 0``.
         TypeError: indices or counts that are not integers.
     """
     n_users = _count(n_users, "n_users", 1)
@@ -141,6 +157,13 @@ def fit_gibbs(users, items, ratings, n_users, n_items, *, n_factors=5,
     k = _count(n_factors, "n_factors", 1)
     samples = _count(samples, "samples", 1)
     burn_in = _count(burn_in, "burn_in", 0)
+    if noise not in _NOISE:
+        raise ValueError(f"`noise` must be one of {', '.join(_NOISE)}. "
+                         f"Received: noise={noise!r}.")
+    noise_prior = float(noise_prior)
+    if not noise_prior > 0:
+        raise ValueError(f"`noise_prior` must be a number > 0. Received: "
+                         f"noise_prior={noise_prior!r}.")
     low, high = (float(x) for x in rating_range)
     if not high > low:
         raise ValueError(f"`rating_range` must be (low, high) with high > "
@@ -168,27 +191,43 @@ def fit_gibbs(users, items, ratings, n_users, n_items, *, n_factors=5,
     y = np.concatenate([0.1 * rng.standard_normal((n_items, k)),
                         np.zeros((n_items, 1))], 1)
     alpha = 1.0
+    # Per-user and per-item precision scales (all 1 for noise="shared").
+    s_user, s_item = np.ones(n_users), np.ones(n_items)
+    count_u = np.bincount(u, minlength=n_users)
+    count_i = np.bincount(i, minlength=n_items)
     u_keep = np.empty((n_users, samples, k))
     i_keep = np.empty((n_items, samples, k))
     u_bias, i_bias = np.zeros(n_users), np.zeros(n_items)
+    user_precision = np.zeros(n_users)
     for sweep in range(burn_in + samples):
         hyper_u, hyper_i = _hyper(rng, x), _hyper(rng, y)
-        x = _sample_side(rng, by_user, y, resid, *hyper_u, alpha, n_users)
-        y = _sample_side(rng, by_item, x, resid, *hyper_i, alpha, n_items)
+        weight = alpha * s_user[u] * s_item[i]
+        x = _sample_side(rng, by_user, y, resid, *hyper_u, weight, n_users)
+        y = _sample_side(rng, by_item, x, resid, *hyper_i, weight, n_items)
         fit = (np.einsum("nd,nd->n", x[u, :k], y[i, :k]) + x[u, k]
                + y[i, k])
-        sse = float(np.sum((resid - fit) ** 2))
+        err2 = (resid - fit) ** 2
+        if noise != "shared":
+            s_user = _scales(rng, u, alpha * s_item[i] * err2, count_u,
+                             noise_prior)
+        if noise == "user+item":
+            s_item = _scales(rng, i, alpha * s_user[u] * err2, count_i,
+                             noise_prior)
+        sse = float(np.sum(s_user[u] * s_item[i] * err2))
         alpha = rng.gamma(1.0 + len(r) / 2, 1.0 / (1.0 + sse / 2))
         s = sweep - burn_in
         if s >= 0:
             u_keep[:, s], i_keep[:, s] = x[:, :k], y[:, :k]
             u_bias += x[:, k]
             i_bias += y[:, k]
+            user_precision += alpha * s_user
     scale = 1.0 / np.sqrt(samples)
-    return GibbsModel(u_keep.reshape(n_users, -1) * scale,
-                      i_keep.reshape(n_items, -1) * scale,
-                      u_bias / samples, i_bias / samples, mu, (low, high),
-                      samples)
+    model = GibbsModel(u_keep.reshape(n_users, -1) * scale,
+                       i_keep.reshape(n_items, -1) * scale,
+                       u_bias / samples, i_bias / samples, mu, (low, high),
+                       samples)
+    model.user_precision = user_precision / samples
+    return model
 
 
 def fit_gibbs_collab(train, users, items, *, rating_range, titles=None,
@@ -206,7 +245,8 @@ def fit_gibbs_collab(train, users, items, *, rating_range, titles=None,
         rating_range: (float, float). The rating scale.
         titles: dict raw item id -> title (optional).
         seed: int. The sampler's seed.
-        **kwargs: ``n_factors``, ``samples``, ``burn_in`` of ``fit_gibbs``.
+        **kwargs: ``n_factors``, ``samples``, ``burn_in``, ``noise``,
+            ``noise_prior`` of ``fit_gibbs``.
 
     Returns:
         A ``CollabModel`` holding ``GibbsModel.to_keras()``.
@@ -233,13 +273,14 @@ def run_split_gibbs(data, split, *, seed=0, **kwargs):
 
     >>> rows, model = run_split_gibbs(data, "u1")  # doctest: +SKIP
     >>> rows[0]["split"], round(rows[0]["rmse"], 3)  # doctest: +SKIP
-    ('u1', 0.907)
+    ('u1', 0.902)
 
     Args:
         data: a ``kerasdl.data.ratings.MovieLens`` record.
         split: str. A split name (``kerasdl.collab.splits``).
         seed: int. The sampler's seed.
-        **kwargs: ``n_factors``, ``samples``, ``burn_in`` of ``fit_gibbs``.
+        **kwargs: ``n_factors``, ``samples``, ``burn_in``, ``noise``,
+            ``noise_prior`` of ``fit_gibbs``.
 
     Returns:
         ``(rows, model)`` as ``run_split`` gives them (recipe ``"gibbs"``).
@@ -270,23 +311,34 @@ class _Groups:
         self.rows, self.starts = np.unique(rows[order], return_index=True)
 
 
-def _sample_side(rng, groups, other, resid, mean0, prec0, alpha, n):
-    """Samples every row's ``[factors, bias]`` given the other side."""
+def _sample_side(rng, groups, other, resid, mean0, prec0, weight, n):
+    """Samples every row's ``[factors, bias]`` given the other side.
+
+    ``weight`` is each rating's noise precision (in rating order)."""
     d = other.shape[1]
     z = other[groups.others].copy()  # design rows [factors, 1]
     target = resid[groups.order] - z[:, -1]
     z[:, -1] = 1.0
-    outer = (z[:, :, None] * z[:, None, :]).reshape(len(z), d * d)
+    w = weight[groups.order]
+    outer = (z[:, :, None] * (w[:, None] * z)[:, None, :]).reshape(
+        len(z), d * d)
     prec = np.broadcast_to(prec0, (n, d, d)).copy()
-    prec[groups.rows] += alpha * np.add.reduceat(
-        outer, groups.starts).reshape(-1, d, d)
+    prec[groups.rows] += np.add.reduceat(outer, groups.starts).reshape(
+        -1, d, d)
     h = np.tile(prec0 @ mean0, (n, 1))
-    h[groups.rows] += alpha * np.add.reduceat(z * target[:, None],
-                                              groups.starts)
+    h[groups.rows] += np.add.reduceat(z * (w * target)[:, None],
+                                      groups.starts)
     chol = np.linalg.cholesky(prec)
     mean = np.linalg.solve(prec, h[:, :, None])[:, :, 0]
     eps = rng.standard_normal((n, d, 1))
     return mean + np.linalg.solve(np.swapaxes(chol, 1, 2), eps)[:, :, 0]
+
+
+def _scales(rng, rows, weighted_err2, counts, prior):
+    """Samples each row's precision scale, ``Gamma(prior, prior)`` a priori,
+    given the weighted squared errors of its ratings."""
+    sums = np.bincount(rows, weighted_err2, minlength=len(counts))
+    return rng.gamma(prior + counts / 2, 1.0 / (prior + sums / 2))
 
 
 def _hyper(rng, x, beta0=2.0):

@@ -25,8 +25,9 @@ def add_parser(sub):
     p.add_argument("--fit", default="recipe", choices=("recipe", "gibbs"),
                    help="recipe: train the recipe with Adam (default); "
                         "gibbs: Bayesian dot_bias by Gibbs sampling "
-                        "(kerasdl.collab.gibbs: k=5, burn-in 50, 250 "
-                        "samples; needs --model dot_bias)")
+                        "(kerasdl.collab.gibbs: k=10, a noise precision "
+                        "per user and per item, burn-in 50, 250 samples; "
+                        "needs --model dot_bias)")
     p.add_argument("--epochs", type=int, metavar="N",
                    help="override the recipe's epochs")
     p.add_argument("--seed", type=int, default=0, help="random seed")
