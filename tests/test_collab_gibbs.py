@@ -176,7 +176,7 @@ def test_doctests():
 
 def test_ml100k_u1_chosen_recipe(shared_data):
     """The chosen recipe (k=10, per-user and per-item noise, burn-in 50,
-    250 samples, seed 0) on u1: about 50 s on two shared CPU cores; RMSE
+    250 samples, seed 0) on u1: about 10 s on two shared CPU cores; RMSE
     0.9021, within the 0.905 target."""
     from kerasdl.data.ratings import read_movielens
 
