@@ -163,6 +163,35 @@ def test_shared_noise_gives_every_user_one_precision(synthetic):
                                                                  rel=0.3)
 
 
+def test_sample_side_matches_explicit_sums_over_ratings():
+    """The sparse per-row sums equal a loop over the ratings (a pair rated
+    twice counts twice; a row with no rating keeps the prior)."""
+    rng = np.random.default_rng(5)
+    rows = np.array([0, 0, 1, 1, 1, 0])
+    cols = np.array([2, 0, 1, 1, 2, 1])  # row 1 rated col 1 twice
+    resid = rng.normal(size=len(rows))
+    other = rng.normal(size=(3, 4))  # [factors, bias] of the 3 columns
+    own, col_scale = np.array([2.0, 0.5, 1.5]), np.array([1.0, 3.0, 0.7])
+    mean0 = rng.normal(size=4)
+    a = rng.normal(size=(4, 4))
+    prec0 = a @ a.T + 4 * np.eye(4)
+    ratings = gibbs._Ratings(rows, cols, resid, 3, 3)
+    got = gibbs._sample_side(np.random.default_rng(9), ratings, other,
+                             mean0, prec0, own, col_scale)
+    eps = np.random.default_rng(9).standard_normal((3, 4, 1))[:, :, 0]
+    for row in range(3):
+        prec, h = prec0.copy(), prec0 @ mean0
+        for r, c, e in zip(rows, cols, resid):
+            if r == row:
+                z = np.append(other[c, :3], 1.0)
+                w = own[row] * col_scale[c]
+                prec += w * np.outer(z, z)
+                h += w * z * (e - other[c, 3])
+        chol = np.linalg.cholesky(prec)
+        want = np.linalg.solve(prec, h) + np.linalg.solve(chol.T, eps[row])
+        np.testing.assert_allclose(got[row], want, rtol=1e-10, atol=1e-12)
+
+
 def test_predict_rejects_out_of_range_ids(model):
     with pytest.raises(ValueError, match=r"0\.\.59 \(n_items=60\)"):
         model.predict([0], [60])
