@@ -7,8 +7,9 @@ MovieLens with embeddings, then reading the factors.
 Trains the lesson's three models with the lesson's settings (Adam 1e-3,
 l2(1e-4) on the factor tables, batch 64): a dot product, dot product plus
 biases, and the neural net on concatenated embeddings; then the tuned
-dot_bias recipe and the ``best`` ensemble (``--recipes gibbs`` runs the
-Bayesian dot_bias of ``kerasdl.collab.gibbs`` instead: no training loop).
+dot_bias recipe and the ``best`` ensemble (the Bayesian dot_bias of
+``kerasdl.collab.gibbs``, sampled rather than trained, with four
+I-AutoRec; ``--recipes gibbs`` runs the sampled model alone).
 Prints RMSE (and MAE) for each, always with the split's name, then the
 movies with the lowest and highest learned bias among the 2,000 most
 rated, the ends of the first three principal components of the movie
@@ -34,14 +35,22 @@ def main(argv=None):
                         help="default: lesson (random 80/20, seed 42), or "
                              "u1 for ml-100k")
     parser.add_argument("--recipes", default=",".join(STEPS),
-                        help="comma-separated recipe names (or gibbs)")
+                        help="comma-separated names from "
+                             "kerasdl.collab.train.RECIPES")
     parser.add_argument("--plot", default="movielens_factors.png")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    from kerasdl.collab.train import RECIPES
+
+    names = args.recipes.split(",")
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe {unknown[0]!r}; expected names from: "
+                     f"{', '.join(sorted(RECIPES))}")
+
     from kerasdl.collab import analysis
     from kerasdl.collab.evaluate import run_split
-    from kerasdl.collab.gibbs import run_split_gibbs
     from kerasdl.collab.splits import get_splits
     from kerasdl.data.datasets import fetch
     from kerasdl.data.ratings import read_movielens
@@ -53,11 +62,8 @@ def main(argv=None):
           f"{data.ratings['user'].nunique()} users, "
           f"{data.ratings['item'].nunique():,} items; split {split}")
     model = None
-    for name in args.recipes.split(","):
-        if name == "gibbs":
-            rows, fitted = run_split_gibbs(data, split, seed=args.seed)
-        else:
-            rows, fitted = run_split(data, split, name, seed=args.seed)
+    for name in names:
+        rows, fitted = run_split(data, split, name, seed=args.seed)
         for row in rows:
             params = sum(param_counts(m)[1] for m in fitted.models)
             print(f"{name:16s} split {row['split']}: RMSE {row['rmse']:.4f}"

@@ -248,3 +248,70 @@ def test_cli_fit_gibbs_mistakes_one_line_exit_2(folder, capsys, args,
                      *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
+
+
+def test_gibbs_recipe_member_is_the_sampled_model(folder):
+    """``Recipe(model="gibbs")`` in an ensemble holds ``fit_gibbs``'s
+    posterior-mean model for the member's seed, with its weight."""
+    from kerasdl.collab import train
+    from kerasdl.data.ratings import read_movielens
+
+    data = read_movielens(str(folder))
+    users, items = train.make_encoders(data.ratings)
+    recipes = (train.Recipe(model="gibbs", n_factors=3, seeds=2, weight=3.0),
+               train.Recipe(model="dot_bias", n_factors=4, epochs=1,
+                            weight=1.0))
+    model = train.fit_recipe(recipes, data.ratings, users, items,
+                             rating_range=data.rating_range, seed=4)
+    assert model.weights == [0.375, 0.375, 0.25]
+    u = users.encode(data.ratings["user"].to_numpy())
+    i = items.encode(data.ratings["item"].to_numpy())
+    for member, seed in zip(model.models[:2], (4, 5)):
+        sampled = fit_gibbs(u, i, data.ratings["rating"].to_numpy(),
+                            len(users), len(items), n_factors=3, seed=seed,
+                            rating_range=data.rating_range)
+        out = member.predict({"user": u.astype("int32"),
+                              "item": i.astype("int32")}, verbose=0)
+        np.testing.assert_allclose(out.ravel(), sampled.predict(
+            u, i, clip=False), atol=1e-4)
+    with pytest.raises(ValueError, match="a gibbs recipe has no untrained"):
+        train.build_model(recipes[0], len(users), len(items))
+
+
+def test_best_recipe_is_gibbs_and_autorec():
+    from kerasdl.collab import train
+
+    members = train.recipe("best")
+    assert [(r.model, r.seeds, r.weight) for r in members] == [
+        ("gibbs", 1, 0.6), ("autorec", 4, 0.4)]
+
+
+def _recipe_script():
+    import pathlib
+    import runpy
+
+    path = pathlib.Path(__file__).parents[1] / "recipes" / "movielens.py"
+    return runpy.run_path(str(path), run_name="recipe")["main"]
+
+
+def test_recipe_script_runs_gibbs_and_lesson_model(folder, tmp_path,
+                                                   capsys):
+    main = _recipe_script()
+    plot = tmp_path / "factors.png"
+    main(["--data", str(folder), "--split", "random:0", "--recipes",
+          "gibbs,lesson_dot_bias", "--plot", str(plot)])
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "split random:0: RMSE"
+             in line]
+    assert [line.split()[0] for line in lines] == ["gibbs",
+                                                   "lesson_dot_bias"]
+    assert "lowest bias" in out and plot.stat().st_size > 0
+
+
+def test_recipe_script_unknown_recipe_exits_2(folder, capsys):
+    main = _recipe_script()
+    with pytest.raises(SystemExit) as info:
+        main(["--data", str(folder), "--recipes", "gibbs,nope"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown recipe 'nope'; expected names from: best," in err

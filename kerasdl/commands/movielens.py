@@ -2,7 +2,8 @@
 
 from kerasdl.commands import print_json
 
-_MODELS = ("dot", "dot_bias", "dot_bias8", "nn", "best")
+_MODELS = ("dot", "dot_bias", "dot_bias8", "nn", "gibbs", "best_trained",
+           "best")
 
 
 def add_parser(sub):
