@@ -315,3 +315,21 @@ def test_recipe_script_unknown_recipe_exits_2(folder, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "unknown recipe 'nope'; expected names from: best," in err
+
+
+def test_cli_model_gibbs_same_as_fit_gibbs(folder, capsys):
+    from kerasdl import cli
+
+    args = ["movielens", "--data", str(folder), "--split", "random:0",
+            "--json"]
+    assert cli.main(args + ["--fit", "gibbs"]) == 0
+    by_fit = capsys.readouterr().out
+    assert cli.main(args + ["--model", "gibbs"]) == 0
+    by_model = capsys.readouterr().out
+    rmse = [float(out.split('"rmse": ')[1].split(",")[0])
+            for out in (by_fit, by_model)]
+    assert rmse[0] == pytest.approx(rmse[1], abs=1e-6), rmse
+    assert cli.main(args + ["--model", "gibbs", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--epochs does not apply to --model gibbs" in err

@@ -1,4 +1,5 @@
-"""Bayesian dot_bias by Gibbs sampling (BPMF with biases), numpy only.
+"""Bayesian dot_bias by Gibbs sampling (BPMF with biases), numpy and
+scipy.sparse only.
 
 Model: ``r = mu + U_u . V_i + b_u + b_i + noise``, with ``mu`` fixed at the
 training mean. The noise precision of user u's rating of item i is
@@ -10,8 +11,9 @@ one precision, as in plain BPMF). Each user's ``[U_u, b_u]`` and item's
 standard Normal-Wishart hyper-prior (mean 0, beta0 = 2, nu0 = k + 1,
 W0 = I). A sweep samples both hyper-priors, every user given the items
 (sparse sums over each user's ratings, then one batched solve), every item
-given the users, then the scales and ``alpha``. The predictor is the average over the kept samples, which is
-exactly one dot_bias model with ``samples * k`` factors (``to_keras``).
+given the users, then the scales and ``alpha``. The predictor is the
+average over the kept samples, which is exactly one dot_bias model with
+``samples * k`` factors (``to_keras``).
 
 On ml-100k u1 the recipe chosen on validation splits of u1.base (k=10,
 per-user and per-item noise, burn-in 50, 250 samples, seed 0) scores RMSE

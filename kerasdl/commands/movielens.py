@@ -30,7 +30,8 @@ def add_parser(sub):
                         "per user and per item, burn-in 50, 250 samples; "
                         "needs --model dot_bias)")
     p.add_argument("--epochs", type=int, metavar="N",
-                   help="override the recipe's epochs")
+                   help="override the recipe's epochs (trained members "
+                        "only: a gibbs member samples)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--analysis", action="store_true",
                    help="also print the bias ranking, the ends of the item "
@@ -52,6 +53,10 @@ def run(args):
     if args.fit == "gibbs" and args.model != "dot_bias":
         raise UsageError(f"--fit gibbs samples the dot_bias model; use "
                          f"--model dot_bias (got --model {args.model})")
+    if args.model == "gibbs" and args.epochs is not None:
+        raise UsageError("--epochs does not apply to --model gibbs (it "
+                         "samples: 50 burn-in sweeps, then 250 samples "
+                         "averaged)")
     if args.fit == "gibbs" and args.epochs is not None:
         raise UsageError("--epochs does not apply to --fit gibbs (it runs "
                          "50 burn-in sweeps and averages 250 samples)")
