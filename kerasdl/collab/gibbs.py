@@ -46,6 +46,9 @@ class GibbsModel:
         samples: int. Number of kept samples.
         n_users, n_items, n_factors: int. Sizes (``n_factors`` is
             ``samples * k``, the equivalent dot_bias model's).
+        user_precision: (n_users,) array or None. Posterior mean of each
+            user's noise precision (``alpha * s_u``; set by ``fit_gibbs``):
+            a low value marks an erratic rater.
     """
 
     def __init__(self, user_factors, item_factors, user_bias, item_bias,
@@ -56,6 +59,7 @@ class GibbsModel:
         self.samples = int(samples)
         self.n_users, self.n_items = len(user_factors), len(item_factors)
         self.n_factors = user_factors.shape[1]  # samples * k
+        self.user_precision = None
 
     def predict(self, users, items, clip=True):
         """Posterior-mean ratings for pairs of encoded indices.

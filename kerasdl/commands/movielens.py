@@ -67,13 +67,9 @@ def run(args):
     from kerasdl.collab.evaluate import run_split
     from kerasdl.collab.evaluate import summarize
 
-    if args.fit == "gibbs":
-        from kerasdl.collab.gibbs import run_split_gibbs
-
-        rows, model = run_split_gibbs(data, split, seed=args.seed)
-    else:
-        rows, model = run_split(data, split, args.model,
-                                epochs=args.epochs, seed=args.seed)
+    model_name = "gibbs" if args.fit == "gibbs" else args.model
+    rows, model = run_split(data, split, model_name, epochs=args.epochs,
+                            seed=args.seed)
     for row in rows:
         row.update(data=data.format, skipped_rows=data.skipped)
         if args.json:
