@@ -45,7 +45,6 @@ def main(argv=None):
     import numpy as np
 
     from kerasdl.collab import train
-    from kerasdl.collab.gibbs import fit_gibbs_collab
     from kerasdl.data.ratings import read_movielens
 
     data = read_movielens(args.data)
@@ -57,8 +56,8 @@ def main(argv=None):
     for variant in args.variants.split(","):
         try:
             noise, k, prior = variant.split("/")
-            kwargs = dict(noise=noise, n_factors=int(k),
-                          noise_prior=float(prior))
+            member = train.Recipe(model="gibbs", n_factors=int(k),
+                                  noise=noise, noise_prior=float(prior))
         except ValueError:
             p.error(f"a variant is NOISE/K/PRIOR, e.g. user+item/10/10; "
                     f"got {variant!r}")
@@ -66,9 +65,9 @@ def main(argv=None):
             scores = []
             for seed in seeds:
                 start = time.perf_counter()
-                model = fit_gibbs_collab(fit_on, users, items,
+                model = train.fit_recipe(member, fit_on, users, items,
                                          rating_range=data.rating_range,
-                                         seed=seed, **kwargs)
+                                         seed=seed)
                 row = {"variant": variant, "split": name, "seed": seed,
                        **model.evaluate(valid),
                        "seconds": round(time.perf_counter() - start, 1)}

@@ -207,10 +207,11 @@ def test_ml100k_u1_chosen_recipe(shared_data):
     """The chosen recipe (k=10, per-user and per-item noise, burn-in 50,
     250 samples, seed 0) on u1: about 10 s on two shared CPU cores; RMSE
     0.9021, within the 0.905 target."""
+    from kerasdl.collab.evaluate import run_split
     from kerasdl.data.ratings import read_movielens
 
     data = read_movielens(shared_data("ml-100k"))
-    rows, model = gibbs.run_split_gibbs(data, "u1")
+    rows, model = run_split(data, "u1", "gibbs")
     row = rows[0]
     assert row["split"] == "u1" and row["recipe"] == "gibbs"
     assert row["n"] == 20_000 and row["train"] == 80_000
@@ -258,7 +259,8 @@ def test_gibbs_recipe_member_is_the_sampled_model(folder):
 
     data = read_movielens(str(folder))
     users, items = train.make_encoders(data.ratings)
-    recipes = (train.Recipe(model="gibbs", n_factors=3, seeds=2, weight=3.0),
+    recipes = (train.Recipe(model="gibbs", n_factors=3, seeds=2, weight=3.0,
+                            noise="user", noise_prior=4.0),
                train.Recipe(model="dot_bias", n_factors=4, epochs=1,
                             weight=1.0))
     model = train.fit_recipe(recipes, data.ratings, users, items,
@@ -269,6 +271,7 @@ def test_gibbs_recipe_member_is_the_sampled_model(folder):
     for member, seed in zip(model.models[:2], (4, 5)):
         sampled = fit_gibbs(u, i, data.ratings["rating"].to_numpy(),
                             len(users), len(items), n_factors=3, seed=seed,
+                            noise="user", noise_prior=4.0,
                             rating_range=data.rating_range)
         out = member.predict({"user": u.astype("int32"),
                               "item": i.astype("int32")}, verbose=0)

@@ -4,12 +4,11 @@ Modules: ``splits`` (u1..u5, random:SEED, lesson), ``train`` (recipes and
 ``fit_recipe``), ``learner`` (``CollabModel``: predict, evaluate),
 ``analysis`` (bias ranking, PCA of item factors, plot, recommend),
 ``evaluate`` (``run_split``: train and score on a named split),
-``gibbs`` (``fit_gibbs``: Bayesian dot_bias by Gibbs sampling, numpy only;
-``run_split_gibbs``).
+``gibbs`` (``fit_gibbs``: Bayesian dot_bias by Gibbs sampling; as a recipe
+member, ``Recipe(model="gibbs")``).
 """
 
 from kerasdl.collab.gibbs import GibbsModel
 from kerasdl.collab.gibbs import fit_gibbs
-from kerasdl.collab.gibbs import run_split_gibbs
 
-__all__ = ["GibbsModel", "fit_gibbs", "run_split_gibbs"]
+__all__ = ["GibbsModel", "fit_gibbs"]

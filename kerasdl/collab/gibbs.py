@@ -21,8 +21,6 @@ per-user and per-item noise, burn-in 50, 250 samples, seed 0) scores RMSE
 sampler with one shared precision and k=5: 0.908).
 """
 
-import time
-
 import numpy as np
 
 _CHUNK = 8192  # pairs per block in predict (bounds memory)
@@ -234,78 +232,6 @@ def fit_gibbs(users, items, ratings, n_users, n_items, *, n_factors=10,
                        samples)
     model.user_precision = user_precision / samples
     return model
-
-
-def fit_gibbs_collab(train, users, items, *, rating_range, titles=None,
-                     seed=0, **kwargs):
-    """``fit_gibbs`` on a ratings DataFrame, as a ``CollabModel``.
-
-    Like ``kerasdl.collab.train.fit_recipe``: raw ids are encoded with
-    ``users`` / ``items`` and the result predicts, evaluates (with the same
-    fallback for unseen ids) and feeds the analysis tools.
-
-    Args:
-        train: DataFrame with ``user``, ``item``, ``rating`` (raw ids).
-        users: ``IdEncoder`` covering every user id to be predicted.
-        items: ``IdEncoder`` covering every item id.
-        rating_range: (float, float). The rating scale.
-        titles: dict raw item id -> title (optional).
-        seed: int. The sampler's seed.
-        **kwargs: ``n_factors``, ``samples``, ``burn_in``, ``noise``,
-            ``noise_prior`` of ``fit_gibbs``.
-
-    Returns:
-        A ``CollabModel`` holding ``GibbsModel.to_keras()``.
-    """
-    from kerasdl.collab.learner import CollabModel
-
-    y = train["rating"].to_numpy(np.float64)
-    gibbs = fit_gibbs(users.encode(train["user"].to_numpy()),
-                      items.encode(train["item"].to_numpy()), y,
-                      len(users), len(items), seed=seed,
-                      rating_range=rating_range, **kwargs)
-    return CollabModel([gibbs.to_keras()], users, items,
-                       seen_users=train["user"], seen_items=train["item"],
-                       mean=float(y.mean()), rating_range=rating_range,
-                       titles=titles,
-                       user_means=train.groupby("user")["rating"].mean(),
-                       item_means=train.groupby("item")["rating"].mean())
-
-
-def run_split_gibbs(data, split, *, seed=0, **kwargs):
-    """``kerasdl.collab.evaluate.run_split`` for the Gibbs sampler.
-
-    Example:
-
-    >>> rows, model = run_split_gibbs(data, "u1")  # doctest: +SKIP
-    >>> rows[0]["split"], round(rows[0]["rmse"], 3)  # doctest: +SKIP
-    ('u1', 0.902)
-
-    Args:
-        data: a ``kerasdl.data.ratings.MovieLens`` record.
-        split: str. A split name (``kerasdl.collab.splits``).
-        seed: int. The sampler's seed.
-        **kwargs: ``n_factors``, ``samples``, ``burn_in``, ``noise``,
-            ``noise_prior`` of ``fit_gibbs``.
-
-    Returns:
-        ``(rows, model)`` as ``run_split`` gives them (recipe ``"gibbs"``).
-    """
-    from kerasdl.collab import splits as _splits
-    from kerasdl.collab import train as _train
-
-    users, items = _train.make_encoders(data.ratings)
-    rows, model = [], None
-    for part in _splits.get_splits(data, split):
-        start = time.perf_counter()
-        model = fit_gibbs_collab(part.train, users, items,
-                                 rating_range=data.rating_range,
-                                 titles=data.titles, seed=seed, **kwargs)
-        rows.append({"split": part.name, "note": part.note,
-                     "recipe": "gibbs", "train": len(part.train),
-                     **model.evaluate(part.test),
-                     "seconds": round(time.perf_counter() - start, 1)})
-    return rows, model
 
 
 class _Ratings:

@@ -38,8 +38,8 @@ class Recipe:
             count items, ``hidden[0]`` and ``dropout[0]`` apply) or
             ``"gibbs"`` (a Bayesian dot_bias sampled by
             ``kerasdl.collab.gibbs.fit_gibbs`` with ``n_factors`` per
-            sample and that function's other defaults; only ``n_factors``,
-            ``seeds`` and ``weight`` apply).
+            sample, ``noise`` and ``noise_prior``; only those, ``seeds``
+            and ``weight`` apply).
         n_factors: int. Embedding length.
         y_range: (low, high) or None. Output squashing (not for ``dot``).
         l2: float or None. L2 on whole factor tables (autorec: on its
@@ -60,6 +60,8 @@ class Recipe:
             averaged.
         weight: float. This member's share of an ensemble's average
             (split evenly over its seeds).
+        noise: str. ``gibbs`` only: ``fit_gibbs``'s noise model.
+        noise_prior: float. ``gibbs`` only: ``fit_gibbs``'s noise_prior.
     """
 
     model: str = "dot_bias"
@@ -77,6 +79,8 @@ class Recipe:
     dropout: tuple = (0.3, 0.75)
     seeds: int = 1
     weight: float = 1.0
+    noise: str = "user+item"
+    noise_prior: float = 10.0
 
     def __post_init__(self):
         if self.model not in _MODELS:
@@ -246,7 +250,8 @@ def _sample_gibbs(r, x, y, users, items, rating_range, seed):
 
     sampled = fit_gibbs(x["user"], x["item"], y.astype(np.float64),
                         len(users), len(items), n_factors=r.n_factors,
-                        seed=seed, rating_range=rating_range)
+                        noise=r.noise, noise_prior=r.noise_prior, seed=seed,
+                        rating_range=rating_range)
     return sampled.to_keras()
 
 
