@@ -8,6 +8,7 @@ import threading
 import keras
 import numpy as np
 
+from kerasdl import _validate
 from kerasdl.data import arrays
 
 __all__ = ["FeatureBatches", "FeatureSet", "load_features"]
@@ -18,6 +19,13 @@ class FeatureSet:
 
     Attributes: ``features`` (read-only ``numpy.memmap``), ``labels`` (or
     ``None``), ``manifest`` (how they were made) and ``path``.
+
+    Opening checks that the files are whole: every file's size against its
+    manifest (free), labels present when the manifest says the set has
+    them, as many labels as feature rows, and with ``verify`` the CRC-32
+    of every data file, which finds flipped or overwritten bytes at the
+    cost of one sequential read of the files (about 0.4 s per GB from the
+    page cache).
 
     Example:
 
@@ -32,20 +40,44 @@ class FeatureSet:
 
     Args:
         path: str. The folder given to ``precompute``.
+        verify: bool. Check the checksums. Defaults to ``True``.
 
     Raises:
-        ValueError: no complete feature set in ``path``.
+        ValueError: no complete feature set in ``path``, or a damaged one;
+            the message names the file.
     """
 
-    def __init__(self, path):
+    REMEDY = ("Run precompute again with overwrite=True to rebuild the "
+              "feature cache.")
+
+    def __init__(self, path, *, verify=True):
         self.path = os.fspath(path)
-        self.features = arrays.load_array(os.path.join(self.path,
-                                                       "features"))
-        self.manifest = arrays.read_manifest(
-            os.path.join(self.path, "features"))["metadata"]
+        base = os.path.join(self.path, "features")
+        self.features = arrays.load_array(base, verify=verify,
+                                          remedy=self.REMEDY)
+        self.manifest = arrays.read_manifest(base)["metadata"]
+        self.labels = self._labels(verify)
+
+    def _labels(self, verify):
         labels = os.path.join(self.path, "labels")
-        self.labels = (arrays.load_array(labels)
-                       if os.path.isfile(labels + ".json") else None)
+        wanted = self.manifest.get("labels")
+        if wanted is None:  # a set saved by hand: labels if saved
+            wanted = any(os.path.exists(labels + e) for e in (".npy",
+                                                               ".json"))
+        if not wanted:
+            return None
+        try:
+            y = arrays.load_array(labels, verify=verify)
+        except arrays.ArrayFileError as e:
+            raise arrays.ArrayFileError(
+                f"The feature set in {self.path!r} has labels, but: "
+                f"{e.problem}", self.REMEDY) from None
+        if y.ndim == 0 or len(y) != len(self.features):
+            raise arrays.ArrayFileError(
+                f"{labels + '.npy'!r} holds {y.shape} labels for "
+                f"{len(self.features)} feature rows: the files do not "
+                f"belong together.", self.REMEDY)
+        return y
 
     def __len__(self):
         return len(self.features)
@@ -56,9 +88,21 @@ class FeatureSet:
                               batch_size=batch_size, **kwargs)
 
 
-def load_features(path):
-    """Opens the ``FeatureSet`` saved in ``path`` (see ``FeatureSet``)."""
-    return FeatureSet(path)
+def load_features(path, *, verify=True):
+    """Opens the ``FeatureSet`` saved in ``path`` (see ``FeatureSet``).
+
+    Args:
+        path: str. The folder given to ``precompute``.
+        verify: bool. Check the files' checksums (one read of them).
+            Defaults to ``True``.
+
+    Returns:
+        A ``FeatureSet``.
+
+    Raises:
+        ValueError: no complete feature set in ``path``, or a damaged one.
+    """
+    return FeatureSet(path, verify=verify)
 
 
 class FeatureBatches(keras.utils.PyDataset):
@@ -89,23 +133,25 @@ class FeatureBatches(keras.utils.PyDataset):
         block_rows: int. Rows per block. Defaults to 256.
         window_blocks: int. Blocks shuffled together. Defaults to 8.
         **kwargs: passed to ``keras.utils.PyDataset``.
+
+    Raises:
+        TypeError: a count or seed that is not an integer.
+        ValueError: a count below 1, a negative seed, or labels and
+            features of different lengths.
     """
 
     def __init__(self, features, labels=None, *, batch_size=64, shuffle=True,
                  seed=0, block_rows=256, window_blocks=8, **kwargs):
         super().__init__(**kwargs)
-        for name, v in (("batch_size", batch_size), ("block_rows",
-                                                     block_rows),
-                        ("window_blocks", window_blocks)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) \
-                    or v < 1:
-                raise ValueError(f"`{name}` must be a positive int. "
-                                 f"Received: {name}={v!r}.")
+        batch_size = _validate.integer(batch_size, "batch_size", low=1)
+        block_rows = _validate.integer(block_rows, "block_rows", low=1)
+        window_blocks = _validate.integer(window_blocks, "window_blocks",
+                                          low=1)
+        seed = _validate.integer(seed, "seed", low=0)
         self.x = features
         self.y = None if labels is None else np.asarray(labels)
-        if self.y is not None and len(self.y) != len(self.x):
-            raise ValueError(f"{len(self.x)} feature rows but {len(self.y)} "
-                             f"labels.")
+        if self.y is not None:
+            _validate.same_length("features", self.x, "labels", self.y)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.block_rows, self.window_blocks = block_rows, window_blocks
         self.epoch = 0

@@ -5,7 +5,11 @@ dense heads in seconds".
 ``precompute`` writes ``PATH/features.npy`` and ``PATH/labels.npy`` with
 their JSON manifests (kerasdl.data.arrays); work in progress lives in
 ``PATH/.partial`` and is resumed after an interruption. The features'
-manifest is written last, so a folder without it holds no result.
+manifest is written last, so a folder without it holds no result; it
+carries the size and CRC-32 of ``features.npy`` (the labels' manifest
+those of ``labels.npy``), so damaged files are found before reuse. One
+process at a time writes into a folder: ``PATH/.lock`` is locked while
+``precompute`` runs and a second one is refused.
 """
 
 import hashlib
@@ -19,6 +23,8 @@ import numpy as np
 
 from kerasdl import _backend
 from kerasdl import _extract
+from kerasdl import _files
+from kerasdl import _validate
 from kerasdl.data import arrays
 from kerasdl.feature_reader import FeatureBatches
 from kerasdl.feature_reader import FeatureSet
@@ -28,6 +34,7 @@ __all__ = ["FeatureBatches", "FeatureSet", "load_features", "precompute"]
 
 FORMAT = "kerasdl.features/1"
 _STORE = ("float16", "float32")
+_COMPUTE = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
 def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
@@ -42,9 +49,15 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
     match. The work is cut into chunks of one batch; finished chunks are
     recorded, so a rerun after a crash or a kill continues where it
     stopped and gives the same arrays as an uninterrupted run. A folder
-    that already holds features made with the same manifest is reused; one
-    made differently (other weights, layer, data, size, dtype, passes ...)
-    is refused. Images travel to the device as uint8; on a GPU the model
+    that already holds features made with the same manifest is reused
+    after its checksums are verified (one read of the files); one made
+    differently (other weights, layer, data, size, dtype, passes ...) or
+    damaged (truncated, missing labels, bad manifest, changed bytes) is
+    refused unless ``overwrite``. While it runs, the folder is locked
+    (``PATH/.lock``, released by the kernel even if the process is
+    killed): a second ``precompute`` into the same folder is refused at
+    once with a message naming the process that holds it, and
+    ``load_features`` never returns a half-written set. Images travel to the device as uint8; on a GPU the model
     computes in bfloat16 (float16 on older GPUs).
 
     Example:
@@ -84,7 +97,8 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
             ``"mixed_float16"``. ``"auto"`` keeps a model built in mixed
             precision, uses the GPU's mixed policy on a GPU and float32
             on a CPU.
-        overwrite: bool. Replace a stale result instead of refusing.
+        overwrite: bool. Replace a stale or damaged result instead of
+            refusing. A whole result made the same way is still reused.
         chunk_rows: int. Images per chunk of array data (an
             ``ImageBatches`` is cut in its own batches). Under
             ``kerasdl.data_parallel`` every chunk is split over the
@@ -97,22 +111,21 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
         A ``FeatureSet`` (memory-mapped ``features`` and ``labels``).
 
     Raises:
-        ValueError: bad arguments, a stale cache, or data the model cannot
-            take. OSError: the disk is full (nothing complete is left).
+        TypeError: arguments of the wrong type.
+        ValueError: bad arguments, a stale or damaged cache, data the
+            model cannot take, or a folder in use by another process
+            (``kerasdl._files.FolderBusyError``, a ``ValueError``).
+        OSError: the disk is full (nothing complete is left).
     """
     from kerasdl.data.augment import augmentation
 
-    if dtype not in _STORE:
-        raise ValueError(f"`dtype` must be one of {_STORE}. Received: "
-                         f"dtype={dtype!r}.")
-    if isinstance(augment_passes, bool) or not isinstance(
-            augment_passes, (int, np.integer)) or augment_passes < 0:
-        raise ValueError(f"`augment_passes` must be an int >= 0. Received: "
-                         f"{augment_passes!r}.")
-    if isinstance(chunk_rows, bool) or not isinstance(
-            chunk_rows, (int, np.integer)) or chunk_rows < 1:
-        raise ValueError(f"`chunk_rows` must be an int >= 1. Received: "
-                         f"{chunk_rows!r}.")
+    _validate.choice(dtype, "dtype", _STORE)
+    _validate.choice(compute_dtype, "compute_dtype", _COMPUTE)
+    augment_passes = _validate.integer(augment_passes, "augment_passes",
+                                       low=0)
+    chunk_rows = _validate.integer(chunk_rows, "chunk_rows", low=1)
+    seed = _validate.integer(seed, "seed", low=0)
+    path = _folder(path)
     source = _Source(data, int(chunk_rows))
     if model is None:
         from kerasdl.models import vgg16
@@ -136,11 +149,23 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
         "labels": source.labels() is not None,
     }
     manifest = json.loads(json.dumps(manifest))
+    os.makedirs(path, exist_ok=True)
+    with _files.FolderLock(path, "precompute"):
+        done = _cached(path, manifest, overwrite)
+        if done is not None:
+            return done
+        return _compute(base, source, path, manifest, augment, verbose)
+
+
+def _folder(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a folder name (str or path). "
+                        f"Received: path={path!r}.")
     path = os.fspath(path)
-    done = _cached(path, manifest, overwrite)
-    if done is not None:
-        return done
-    return _compute(base, source, path, manifest, augment, verbose)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"`path` must be a folder, not a file. Received: "
+                         f"path={path!r}. Choose a folder name.")
+    return path
 
 
 def _compute(base, source, path, manifest, augment, verbose):
@@ -149,7 +174,7 @@ def _compute(base, source, path, manifest, augment, verbose):
     rows = n * (1 + passes)
     per_pass = source.n_batches
     n_chunks = per_pass * (1 + passes)
-    start = _resume_point(partial, manifest)
+    start = _resume_point(partial, manifest, n_chunks, rows)
     feat_path = os.path.join(partial, "features.npy")
     try:
         if start == 0:
@@ -197,6 +222,7 @@ def _compute(base, source, path, manifest, augment, verbose):
         state["done"] = k + 1
         now = time.monotonic()
         if now - state["saved"] > 0.5 or k + 1 == n_chunks:
+            os.fdatasync(out.fd)  # rows on disk before the count says so
             _save_progress(partial, k + 1)
             state["saved"] = now
         if bar is not None:
@@ -217,48 +243,85 @@ def _compute(base, source, path, manifest, augment, verbose):
 def _commit(path, partial, manifest):
     shape, dtype = [manifest["n_images"] * (1 + manifest["passes"]),
                     *manifest["output_shape"]], manifest["dtype"]
-    os.replace(os.path.join(partial, "features.npy"),
-               os.path.join(path, "features.npy"))
+    features = os.path.join(partial, "features.npy")
+    checksum = arrays.file_checksum(features)
+    os.replace(features, os.path.join(path, "features.npy"))
     if manifest["labels"]:
         for ext in (".npy", ".json"):
             os.replace(os.path.join(partial, "labels" + ext),
                        os.path.join(path, "labels" + ext))
+    # the commit point: written last, vouching for the files above
     arrays.write_json(os.path.join(path, "features.json"),
-                      arrays.manifest_for(shape, dtype, manifest))
+                      arrays.manifest_for(shape, dtype, manifest,
+                                          checksum=checksum))
     shutil.rmtree(partial, ignore_errors=True)
-    return FeatureSet(path)
+    return FeatureSet(path, verify=False)
 
 
 def _cached(path, manifest, overwrite):
-    if os.path.isfile(os.path.join(path, "features.json")):
-        old = arrays.read_manifest(os.path.join(path, "features"))["metadata"]
-        if old == manifest:
-            return FeatureSet(path)
+    """The reusable result in ``path``, or None once the folder is ready
+    for a new run."""
+    old, problem = _committed_manifest(path)
+    if old is not None and old != manifest:
         if not overwrite:
             raise ValueError(_stale_message(path, old, manifest))
-        arrays._remove(os.path.join(path, "features.json"))
-    # files without the features' manifest are an unfinished commit
-    for name in ("features.npy", "labels.npy", "labels.json"):
+    elif old is not None:
+        try:
+            return FeatureSet(path)
+        except ValueError as e:
+            problem = getattr(e, "problem", str(e))
+    if problem and not overwrite:
+        raise ValueError(
+            f"{problem} The feature cache in {path!r} is damaged and "
+            f"cannot be reused: pass overwrite=True to compute it again "
+            f"(or delete the folder).")
+    # the manifest goes first: without it no reader takes the rest
+    for name in ("features.json", "features.npy", "labels.json",
+                 "labels.npy"):
         arrays._remove(os.path.join(path, name))
     if overwrite:
         shutil.rmtree(os.path.join(path, ".partial"), ignore_errors=True)
     return None
 
 
-def _resume_point(partial, manifest):
+def _committed_manifest(path):
+    """(metadata, None), (None, problem) for a bad manifest, or (None,
+    None) when there is no manifest (nothing, or an unfinished commit)."""
+    base = os.path.join(path, "features")
+    if not os.path.lexists(base + ".json"):
+        return None, None
+    try:
+        return arrays.read_manifest(base)["metadata"], None
+    except arrays.ArrayFileError as e:
+        return None, e.problem
+
+
+def _resume_point(partial, manifest, n_chunks, rows):
+    """The chunks already done in ``partial``, 0 when it cannot be
+    trusted (missing or damaged files, an impossible count)."""
     try:
         with open(os.path.join(partial, "manifest.json")) as f:
             old = json.load(f)
         with open(os.path.join(partial, "progress.json")) as f:
-            done = int(json.load(f)["done"])
+            done = json.load(f)["done"]
     except (OSError, ValueError, KeyError, TypeError):
         return 0
     if old != manifest:
         raise ValueError(_stale_message(partial, old, manifest))
-    needed = ["features.npy"] + (["labels.npy", "labels.json"]
-                                 if manifest["labels"] else [])
-    if not all(os.path.isfile(os.path.join(partial, f)) for f in needed):
-        return 0  # killed while committing: start again
+    if type(done) is not int or not 0 <= done <= n_chunks:
+        return 0
+    size = os.path.getsize(os.path.join(partial, "features.npy")) \
+        if os.path.isfile(os.path.join(partial, "features.npy")) else -1
+    if size != arrays.npy_size([rows, *manifest["output_shape"]],
+                                manifest["dtype"]):
+        return 0  # killed while committing, or a damaged file
+    if manifest["labels"]:
+        try:
+            labels = arrays.load_array(os.path.join(partial, "labels"))
+        except ValueError:
+            return 0
+        if labels.ndim == 0 or len(labels) != rows:
+            return 0
     return done
 
 
@@ -308,10 +371,6 @@ def _compute_model(base, compute_dtype):
         compute_dtype = policy_for_device()
     if compute_dtype == "float32":
         return base, "float32"
-    if compute_dtype not in ("mixed_bfloat16", "mixed_float16"):
-        raise ValueError(f"`compute_dtype` must be 'auto', 'float32', "
-                         f"'mixed_bfloat16' or 'mixed_float16'. Received: "
-                         f"{compute_dtype!r}.")
     return _extract.low_precision_copy(base, compute_dtype), compute_dtype
 
 
@@ -364,9 +423,8 @@ class _Source:
                     f".astype('uint8').")
             if self.y is not None:
                 self.y = np.asarray(self.y)
-                if len(self.y) != len(data):
-                    raise ValueError(f"{len(data)} images but "
-                                     f"{len(self.y)} labels.")
+                _validate.same_length("images", data, "labels", self.y)
+                _validate.finite_array(self.y, "labels")
             self.x, self.batches = data, None
             self.n_rows, self.batch_rows = len(data), batch_rows
             self.image_shape = tuple(data.shape[1:])
