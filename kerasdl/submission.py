@@ -1,11 +1,11 @@
 """Kaggle submissions: clipped probabilities in a (gzipped) CSV."""
 
-import gzip
-import io
+import numbers
 
 import numpy as np
 
-from kerasdl._files import atomic_path
+from kerasdl import _csv
+from kerasdl import _validate
 
 
 def clip_probabilities(probs, max_prob=0.93):
@@ -27,40 +27,58 @@ def clip_probabilities(probs, max_prob=0.93):
 
     Returns:
         A float64 array of the same shape.
+
+    Raises:
+        TypeError: ``max_prob`` is not a number.
+        ValueError: bad probabilities (see ``check_probabilities``), or
+            ``max_prob`` outside (1/k, 1].
     """
     p = check_probabilities(probs)
     k = p.shape[1]
-    if not 1.0 / k < max_prob <= 1.0:
-        raise ValueError(
-            f"`max_prob` must be in (1/k, 1] = ({1 / k:.4g}, 1] for {k} "
-            f"classes. Received: max_prob={max_prob}."
-        )
+    _validate.number(
+        max_prob, "max_prob", low=1.0 / k, high=1.0, low_open=True,
+        hint=f"With {k} classes the ceiling must exceed 1/{k}; the course "
+             f"used 0.93.")
     return np.clip(p, (1 - max_prob) / (k - 1), max_prob)
 
 
-def check_probabilities(probs, atol=1e-3):
+def check_probabilities(probs, atol=1e-3, name="probs"):
     """Returns ``probs`` as a 2-D float64 array after checking its rows.
 
+    Args:
+        probs: array-like of shape ``(n, k)``.
+        atol: float. How far a row's sum may be from 1.
+        name: str. The argument's name in messages.
+
+    Returns:
+        A float64 numpy array.
+
     Raises:
-        ValueError: not 2-D, fewer than 2 columns, values outside [0, 1],
-            NaN, or a row whose sum is not 1 (the first bad row is named).
+        TypeError: ``probs`` is not numeric.
+        ValueError: not 2-D, fewer than 2 columns, NaN or infinite values,
+            values outside [0, 1], or a row whose sum is not 1 (the first
+            bad row is named).
     """
-    p = np.asarray(probs, dtype="float64")
+    try:
+        p = np.asarray(probs, dtype="float64")
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`{name}` must be a numeric array of probabilities. Received: "
+            f"{type(probs).__name__} that is not numeric.") from None
     if p.ndim != 2 or p.shape[1] < 2 or p.shape[0] == 0:
         raise ValueError(
-            f"Expected probabilities of shape (n_rows, n_classes >= 2), "
-            f"found shape {p.shape}."
-        )
-    bad = ~np.isfinite(p).all(axis=1) | (p < 0).any(axis=1) | (
-        p > 1).any(axis=1) | (np.abs(p.sum(axis=1) - 1) > atol)
+            f"`{name}` must have shape (n_rows, n_classes >= 2). Received "
+            f"shape {p.shape}.")
+    _validate.finite_array(p, name, hint="Pass softmax outputs.")
+    bad = (p < 0).any(axis=1) | (p > 1).any(axis=1) | (
+        np.abs(p.sum(axis=1) - 1) > atol)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"Row {i} is not a probability distribution (values in [0, 1] "
-            f"summing to 1): {np.round(p[i], 4).tolist()} sums to "
+            f"`{name}` row {i} is not a probability distribution (values in "
+            f"[0, 1] summing to 1): {np.round(p[i], 4).tolist()} sums to "
             f"{p[i].sum():.4g}; {int(bad.sum())} such rows in all. Pass "
-            f"softmax outputs."
-        )
+            f"softmax outputs.")
     return p
 
 
@@ -69,8 +87,10 @@ def write_submission(path, ids, probs, class_names, *, id_column="img",
     """Writes a Kaggle CSV: the id, then one column per class, sorted.
 
     Columns are ``id_column`` followed by the class names in sorted order
-    (``probs`` columns are reordered to match). The file appears complete
-    or not at all.
+    (``probs`` columns are reordered to match). Ids and names holding
+    commas, quotes or line breaks are quoted, so any CSV reader gets the
+    same rows back. The file appears complete or not at all, with the
+    mode of any new file (``0o666`` less the umask).
 
     Example:
 
@@ -82,12 +102,13 @@ def write_submission(path, ids, probs, class_names, *, id_column="img",
     ['img,c0,c1', 'a.jpg,0.8,0.2']
 
     Args:
-        path: str. Destination; gzip-compressed when it ends with ``.gz``
-            (or when ``compress=True``).
-        ids: sequence of str. One unique id per row (the image file name).
+        path: str. Destination, in a folder that exists; gzip-compressed
+            when it ends with ``.gz`` (or when ``compress=True``).
+        ids: sequence of str (or int). One unique, non-empty id per row
+            (the image file name).
         probs: array ``(n, k)`` of probabilities, columns in the order of
             ``class_names``.
-        class_names: sequence of k str.
+        class_names: list of k distinct, non-empty str.
         id_column: str. Header of the id column. Defaults to ``"img"``.
         max_prob: float or None. Clip as ``clip_probabilities``; ``None``
             writes the probabilities unchanged. Defaults to 0.93.
@@ -95,38 +116,72 @@ def write_submission(path, ids, probs, class_names, *, id_column="img",
 
     Returns:
         The path written.
+
+    Raises:
+        TypeError: an argument of the wrong type (an id that is neither
+            str nor int, a single str as ``class_names``).
+        ValueError: bad probabilities, lengths that differ, an empty or
+            repeated id or class name, or a path that cannot be written.
     """
+    path = _validate.output_file(path, "path")
     p = check_probabilities(probs)
-    ids = [str(i) for i in ids]
-    names = [str(c) for c in class_names]
-    if len(ids) != p.shape[0]:
-        raise ValueError(
-            f"Expected one id per row of probabilities: {p.shape[0]} rows, "
-            f"found {len(ids)} ids."
-        )
-    if len(names) != p.shape[1] or len(set(names)) != len(names):
-        raise ValueError(
-            f"Expected {p.shape[1]} distinct class names (one per column), "
-            f"found {names}."
-        )
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"Ids must be unique; {dup!r} appears more than "
-                         f"once.")
+    ids = _ids(ids)
+    _validate.same_length("ids", ids, "probs", p)
+    names = _class_names(class_names, p.shape[1], id_column)
+    if compress is not None and not isinstance(compress, bool):
+        raise TypeError(f"`compress` must be True, False or None. "
+                        f"Received: compress={compress!r}.")
     if max_prob is not None:
         p = clip_probabilities(p, max_prob)
     order = np.argsort(names, kind="stable")
-    buf = io.StringIO()
-    buf.write(",".join([id_column] + [names[j] for j in order]) + "\n")
-    for i, row in zip(ids, p[:, order]):
-        buf.write(i + "," + ",".join(f"{v:.6g}" for v in row) + "\n")
-    data = buf.getvalue().encode()
-    compress = str(path).endswith(".gz") if compress is None else compress
-    with atomic_path(path) as tmp:
-        if compress:
-            with gzip.open(tmp, "wb") as f:
-                f.write(data)
-        else:
-            with open(tmp, "wb") as f:
-                f.write(data)
-    return str(path)
+    rows = ([i] + [f"{v:.6g}" for v in row]
+            for i, row in zip(ids, p[:, order]))
+    compress = path.endswith(".gz") if compress is None else compress
+    return _csv.write_csv(path, [id_column] + [names[j] for j in order],
+                          rows, compress=compress)
+
+
+def _ids(ids):
+    """The ids as str; refuses other types, empty ids and repeats (one
+    pass over the ids, so 80,000 of them take milliseconds)."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"`ids` must be a sequence of ids, such as "
+                        f"['img_1.jpg', 'img_2.jpg']. Received: ids={ids!r}.")
+    out, first = [], {}
+    for n, i in enumerate(ids):
+        if isinstance(i, bool) or not isinstance(i, (str, numbers.Integral)):
+            raise TypeError(f"`ids` must hold str (or int) only. Received "
+                            f"{i!r} ({type(i).__name__}) at index {n}.")
+        i = str(i)
+        if not i:
+            raise ValueError(f"`ids` must not hold empty strings (a CSV "
+                             f"reader reads them as missing). Found one at "
+                             f"index {n}.")
+        if i in first:
+            raise ValueError(
+                f"`ids` must be unique; {i!r} appears at index {first[i]} "
+                f"and {n}. Pass one row per id.")
+        first[i] = n
+        out.append(i)
+    return out
+
+
+def _class_names(class_names, k, id_column):
+    names = _validate.strings(class_names, "class_names")
+    if not isinstance(id_column, str) or not id_column:
+        raise TypeError(f"`id_column` must be a non-empty str. Received: "
+                        f"id_column={id_column!r}.")
+    if len(names) != k:
+        raise ValueError(
+            f"`class_names` must hold one name per column of `probs` ({k}). "
+            f"Received {len(names)}: {names}.")
+    seen = set()
+    for c in names:
+        if not c or c in seen or c == id_column:
+            what = ("empty" if not c else "repeated" if c in seen else
+                    f"the id column's name {id_column!r}")
+            raise ValueError(
+                f"`class_names` must be distinct, non-empty and differ from "
+                f"`id_column`; {c!r} is {what}. Received: {names}.")
+        seen.add(c)
+    return names
