@@ -3,28 +3,37 @@
 ``read_movielens(folder)`` recognises the three layouts GroupLens ships:
 
 * ``ml-latest-small`` (and ``ml-latest``): ``ratings.csv`` with a header
-  ``userId,movieId,rating,timestamp``, titles in ``movies.csv``; ratings
-  0.5 to 5.0;
+  ``userId,movieId,rating,timestamp``, titles in ``movies.csv`` (UTF-8);
+  ratings 0.5 to 5.0;
 * ``ml-100k``: ``u.data`` (tab separated, no header), titles in ``u.item``
   (``|`` separated, latin-1), the canonical folds ``u1.base/u1.test`` ...
   ``u5.base/u5.test`` when present; ratings 1 to 5;
 * ``ml-1m``: ``ratings.dat`` and ``movies.dat`` (``::`` separated,
   latin-1); ratings 1 to 5.
 
-Bad rows (a non-numeric or missing id or rating, a rating outside the scale)
-raise a ``ValueError`` that names the file and the line numbers. With
-``on_bad="skip"`` they are left out instead and counted in ``skipped``;
-nothing is ever dropped without being counted.
+Text is read as UTF-8, or as latin-1 only when the bytes are not valid
+UTF-8, so titles never turn into mojibake.
+
+Bad rows raise a ``ValueError`` that names the file and the line numbers:
+a wrong number of fields, an id that is not an integer or does not fit
+exactly in 64 bits (ids are never rounded through floats), a rating that
+is not a number or is outside the scale, a timestamp that is not an
+integer. With ``on_bad="skip"`` they are left out instead and counted in
+``skipped``; nothing is ever dropped without being counted. A file whose
+lines do not hold the expected separator, or that has no good row at all,
+is an error whatever ``on_bad`` says. A (user, item) pair rated twice is
+an error unless ``duplicates`` says how to merge it.
 """
 
 import dataclasses
-import io
 import os
 
 import numpy as np
 import pandas as pd
 
-COLUMNS = ("user", "item", "rating", "timestamp")
+from kerasdl import _validate
+from kerasdl.data import _ratings_parse
+from kerasdl.data._ratings_parse import COLUMNS  # noqa: F401
 
 # format -> (ratings file, titles file, rating range)
 FORMATS = {
@@ -33,7 +42,8 @@ FORMATS = {
     "ml-1m": ("ratings.dat", "movies.dat", (1.0, 5.0)),
 }
 _ON_BAD = ("raise", "skip")
-_SHOW = 5  # bad rows named in an error message
+_DUPLICATES = ("raise", "last", "mean")
+_SHOW = 5  # unknown ids named in an error message
 
 
 @dataclasses.dataclass
@@ -51,7 +61,10 @@ class MovieLens:
         rating_range: (float, float). The scale of the ratings.
         folds: tuple of int. The ml-100k folds ``K`` whose ``uK.base`` and
             ``uK.test`` are both present.
-        skipped: int. Rows left out by ``on_bad="skip"`` (0 otherwise).
+        skipped: int. Lines of the ratings and titles files left out by
+            ``on_bad="skip"`` (0 otherwise).
+        merged: int. Ratings of repeated (user, item) pairs merged away by
+            ``duplicates="last"`` or ``"mean"`` (0 otherwise).
     """
 
     ratings: pd.DataFrame
@@ -61,6 +74,7 @@ class MovieLens:
     rating_range: tuple
     folds: tuple = ()
     skipped: int = 0
+    merged: int = 0
 
 
 def detect_format(path):
@@ -99,7 +113,7 @@ def detect_format(path):
         f"found {sorted(os.listdir(path))[:10]}.")
 
 
-def read_movielens(path, *, on_bad="raise"):
+def read_movielens(path, *, on_bad="raise", duplicates="raise"):
     """Reads a MovieLens folder, detecting its layout.
 
     Example:
@@ -114,48 +128,62 @@ def read_movielens(path, *, on_bad="raise"):
     Args:
         path: str. The folder.
         on_bad: ``"raise"`` (default) or ``"skip"``. What to do with a
-            bad row; skipped rows are counted in the result's ``skipped``.
+            bad line; skipped lines are counted in the result's
+            ``skipped``.
+        duplicates: what to do with a (user, item) pair rated more than
+            once: ``"raise"`` (default) names the lines; ``"last"`` keeps
+            the pair's last line; ``"mean"`` keeps one rating, the mean,
+            with the latest timestamp, where the pair first appears.
+            Merged ratings are counted in the result's ``merged``.
 
     Returns:
         A ``MovieLens`` record.
 
     Raises:
         FileNotFoundError: see ``detect_format``.
-        ValueError: an empty file, missing columns or bad rows (named by
-            line number) with ``on_bad="raise"``.
+        ValueError: an empty file, missing columns, a wrong separator, no
+            good row, repeated pairs with ``duplicates="raise"``, or bad
+            lines (named by line number) with ``on_bad="raise"``.
     """
+    _check_policies(on_bad, duplicates)
     fmt = detect_format(path)
     path = os.fspath(path)
     ratings_file, titles_file, scale = FORMATS[fmt]
-    ratings, skipped = read_ratings_file(
-        os.path.join(path, ratings_file), fmt=fmt, on_bad=on_bad)
+    ratings, skipped, merged = _ratings_parse.read_ratings(
+        os.path.join(path, ratings_file), fmt, scale, on_bad, duplicates)
+    titles, bad_titles = _ratings_parse.read_titles(
+        os.path.join(path, titles_file), fmt, on_bad)
     folds = ()
     if fmt == "ml-100k":
         folds = tuple(k for k in range(1, 6) if all(
             os.path.isfile(os.path.join(path, f"u{k}.{part}"))
             for part in ("base", "test")))
-    return MovieLens(ratings, _read_titles(path, fmt, titles_file), fmt,
-                     path, scale, folds, skipped)
+    return MovieLens(ratings, titles, fmt, path, scale, folds,
+                     skipped + bad_titles, merged)
 
 
-def read_fold(path, k, *, on_bad="raise"):
+def read_fold(path, k, *, on_bad="raise", duplicates="raise"):
     """Reads the ml-100k fold ``uK.base`` / ``uK.test``.
 
     Args:
         path: str. The ml-100k folder.
         k: int. The fold, 1 to 5.
         on_bad: ``"raise"`` or ``"skip"``, as in ``read_movielens``.
+        duplicates: ``"raise"``, ``"last"`` or ``"mean"``, as in
+            ``read_movielens`` (each file on its own).
 
     Returns:
         ``(train, test, skipped)``: two DataFrames like
-        ``MovieLens.ratings`` and the number of rows skipped.
+        ``MovieLens.ratings`` and the number of lines skipped.
 
     Raises:
         FileNotFoundError: a fold file is missing.
-        ValueError: ``k`` is not 1..5, or bad rows.
+        TypeError: ``k`` is not an integer.
+        ValueError: ``k`` is not 1..5, or bad lines.
     """
-    if k not in (1, 2, 3, 4, 5):
-        raise ValueError(f"ml-100k folds are 1 to 5. Received: k={k!r}.")
+    _validate.integer(k, "k", low=1, high=5,
+                      hint="ml-100k ships the folds u1 to u5.")
+    _check_policies(on_bad, duplicates)
     frames, skipped = [], 0
     for part in ("base", "test"):
         file = os.path.join(os.fspath(path), f"u{k}.{part}")
@@ -164,120 +192,42 @@ def read_fold(path, k, *, on_bad="raise"):
                 f"{file!r} not found. ml-100k.zip ships u1..u5; "
                 f"kerasdl.collab.splits.make_folds regenerates them from "
                 f"u.data.")
-        frame, n = read_ratings_file(file, fmt="ml-100k", on_bad=on_bad)
+        frame, n, _ = _ratings_parse.read_ratings(
+            file, "ml-100k", FORMATS["ml-100k"][2], on_bad, duplicates)
         frames.append(frame)
         skipped += n
     return frames[0], frames[1], skipped
 
 
-def read_ratings_file(file, *, fmt, on_bad="raise"):
+def read_ratings_file(file, *, fmt, on_bad="raise", duplicates="raise"):
     """Reads and checks one ratings file of the given layout.
 
     Args:
         file: str. The file.
         fmt: str. One of ``FORMATS``; sets separator, header and scale.
         on_bad: ``"raise"`` or ``"skip"``.
+        duplicates: ``"raise"``, ``"last"`` or ``"mean"``, as in
+            ``read_movielens``.
 
     Returns:
         ``(ratings, skipped)``: a DataFrame with ``COLUMNS`` and the number
-        of rows skipped.
+        of lines skipped.
 
     Raises:
-        ValueError: an empty file, missing columns, or bad rows with
-            ``on_bad="raise"``.
+        ValueError: an empty file, missing columns, a wrong separator, no
+            good row, repeated pairs with ``duplicates="raise"``, or bad
+            lines with ``on_bad="raise"``.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"`fmt` must be one of {sorted(FORMATS)}. "
-                         f"Received: fmt={fmt!r}.")
-    if on_bad not in _ON_BAD:
-        raise ValueError(f"`on_bad` must be one of {_ON_BAD}. Received: "
-                         f"on_bad={on_bad!r}.")
-    file = os.fspath(file)
-    if os.path.getsize(file) == 0:
-        raise ValueError(f"{file!r} is empty; expected one rating per "
-                         f"line. Download the data set again.")
-    header = fmt == "ml-latest-small"
-    if header:
-        raw = pd.read_csv(file, dtype=str, keep_default_na=False)
-        needed = {"userId": "user", "movieId": "item", "rating": "rating"}
-        missing = [c for c in needed if c not in raw.columns]
-        if missing:
-            raise ValueError(
-                f"{file!r} lacks the column(s) {missing}; expected a header "
-                f"userId,movieId,rating[,timestamp], found "
-                f"{list(raw.columns)}.")
-        raw = raw.rename(columns={**needed, "timestamp": "timestamp"})
-    else:
-        with open(file, encoding="latin-1") as f:
-            text = f.read()
-        if fmt == "ml-1m":
-            text = text.replace("::", "\t")
-        raw = pd.read_csv(io.StringIO(text), sep="\t", header=None,
-                          names=list(COLUMNS), dtype=str,
-                          keep_default_na=False, index_col=False)
-    if len(raw) == 0:
-        raise ValueError(f"{file!r} holds no ratings (only a header or "
-                         f"blank lines). Download the data set again.")
-    first_line = 2 if header else 1
-    return _check(raw, file, FORMATS[fmt][2], on_bad, first_line)
+    _validate.choice(fmt, "fmt", tuple(FORMATS))
+    _check_policies(on_bad, duplicates)
+    frame, skipped, _ = _ratings_parse.read_ratings(
+        file, fmt, FORMATS[fmt][2], on_bad, duplicates)
+    return frame, skipped
 
 
-def _check(raw, file, scale, on_bad, first_line):
-    values = {c: pd.to_numeric(raw[c], errors="coerce")
-              if c in raw.columns else None for c in COLUMNS}
-    low, high = scale
-    problems = []
-    bad = np.zeros(len(raw), bool)
-    for col in ("user", "item"):
-        v = values[col].to_numpy(np.float64)
-        wrong = ~np.isfinite(v) | (v != np.round(v))
-        problems.append((wrong, f"{col} id is not an integer"))
-        bad |= wrong
-    r = values["rating"].to_numpy(np.float64)
-    nan = ~np.isfinite(r)
-    out = ~nan & ((r < low) | (r > high))
-    problems += [(nan, "rating is not a number"),
-                 (out, f"rating outside {low:g}..{high:g}")]
-    bad |= nan | out
-    if bad.any() and on_bad == "raise":
-        lines = []
-        for mask, what in problems:
-            for i in np.flatnonzero(mask)[:_SHOW]:
-                shown = ", ".join(str(v) for v in raw.iloc[i].iloc[:3])
-                lines.append(f"line {i + first_line}: {what} ({shown})")
-        raise ValueError(
-            f"{file!r}: {int(bad.sum())} bad row(s), e.g. "
-            f"{'; '.join(lines[:_SHOW])}. Fix the file or pass "
-            f"on_bad='skip' to leave such rows out (they are counted).")
-    keep = ~bad
-    ts = values["timestamp"]
-    ts = (np.full(len(raw), -1, np.int64) if ts is None else
-          np.nan_to_num(ts.to_numpy(np.float64), nan=-1).astype(np.int64))
-    frame = pd.DataFrame({
-        "user": values["user"].to_numpy(np.float64)[keep].astype(np.int64),
-        "item": values["item"].to_numpy(np.float64)[keep].astype(np.int64),
-        "rating": r[keep].astype(np.float32),
-        "timestamp": ts[keep],
-    })
-    return frame, int(bad.sum())
-
-
-def _read_titles(path, fmt, titles_file):
-    file = os.path.join(path, titles_file)
-    if not os.path.isfile(file):
-        return {}
-    if fmt == "ml-latest-small":
-        movies = pd.read_csv(file, dtype={"movieId": np.int64})
-        return dict(zip(movies["movieId"], movies["title"]))
-    with open(file, encoding="latin-1") as f:
-        lines = f.read().splitlines()
-    sep = "|" if fmt == "ml-100k" else "::"
-    titles = {}
-    for line in lines:
-        parts = line.split(sep)
-        if len(parts) >= 2 and parts[0].strip().isdigit():
-            titles[int(parts[0])] = parts[1]
-    return titles
+def _check_policies(on_bad, duplicates):
+    _validate.choice(on_bad, "on_bad", _ON_BAD)
+    _validate.choice(duplicates, "duplicates", _DUPLICATES)
 
 
 class IdEncoder:
