@@ -160,14 +160,15 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]
 
 
-def test_csv_records_and_split_lines_keep_line_numbers():
-    text = 'a,b\n\n"x\ny",2\n,\n'
-    assert _csv.csv_records(text) == [(1, ["a", "b"]), (3, ["x\ny", "2"]),
-                                      (5, ["", ""])]
-    assert _csv.split_lines("1\t2\r\n\n3\t4\n", "\t") == [
-        (1, ["1", "2"]), (3, ["3", "4"])]
+def test_read_records_keep_line_numbers():
+    lines, rows = _csv.read_records('a,b\n\n"x\ny",2\n,\n')
+    assert lines.tolist() == [1, 3, 5]
+    assert rows == [["a", "b"], ["x\ny", "2"], ["", ""]]
+    lines, rows = _csv.read_records("1::2\r\n\n 3::\"4\n", "::",
+                                    quoted=False)
+    assert lines.tolist() == [1, 3] and rows == [["1", "2"], [" 3", '"4']]
     with pytest.raises(ValueError, match="line 1"):
-        _csv.csv_records('"a"b,c\n')
+        _csv.read_records('"a"b,c\n')
 
 
 def test_doctests():
