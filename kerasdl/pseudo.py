@@ -5,6 +5,9 @@ import keras
 import numpy as np
 
 from kerasdl import _backend
+from kerasdl import _validate
+from kerasdl.callbacks import _checks
+from kerasdl.data import mixed
 from kerasdl.data.mixed import MixedBatches
 
 
@@ -36,16 +39,15 @@ def pseudo_label(model, x, soft=True, threshold=None, batch_size=256,
     Returns:
         ``(indices, targets)``: the rows of ``x`` kept and their float32
         targets ``(len(indices), k)``, rows summing to 1.
+
+    Raises:
+        TypeError: arguments of the wrong type.
+        ValueError: ``threshold`` not in ``(0, 1)``, ``batch_size < 1``,
+            empty ``x``, ``flip`` without images, outputs that are not
+            probabilities, NaN or infinite predictions (from NaN inputs
+            or a model whose weights turned to NaN).
     """
-    if threshold is not None and not 0 < threshold < 1:
-        raise ValueError(f"`threshold` must be in (0, 1) or None. Received: "
-                         f"threshold={threshold}.")
-    if len(x) == 0:
-        raise ValueError("There are no unlabelled examples to pseudo-label "
-                         "(x has 0 rows).")
-    if flip and np.ndim(x) < 3:
-        raise ValueError(f"`flip=True` needs images (n, height, width"
-                         f"[, channels]); found shape {np.shape(x)}.")
+    _check_predict_args(model, x, soft, threshold, batch_size, flip)
     probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0),
                        dtype="float32")
     if flip:
@@ -55,6 +57,7 @@ def pseudo_label(model, x, soft=True, threshold=None, batch_size=256,
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise ValueError(f"Expected class probabilities (n, k >= 2) from the "
                          f"model, found shape {probs.shape}.")
+    _check_finite_predictions(probs)
     sums = probs.sum(axis=1)
     if not np.allclose(sums, 1, atol=1e-2):
         raise ValueError(
@@ -70,6 +73,39 @@ def pseudo_label(model, x, soft=True, threshold=None, batch_size=256,
     if not soft:
         probs = np.eye(probs.shape[1], dtype="float32")[probs.argmax(axis=1)]
     return keep, probs
+
+
+def _check_predict_args(model, x, soft, threshold, batch_size, flip):
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: "
+                        f"{type(model).__name__}.")
+    _checks.flag(soft, "soft")
+    _checks.flag(flip, "flip")
+    if threshold is not None:
+        _validate.fraction(threshold, "threshold",
+                           hint="Rows whose top probability reaches it are "
+                                "kept; try 0.9, or None to keep all.")
+    _validate.integer(batch_size, "batch_size", low=1, hint="Try 256.")
+    if not hasattr(x, "__len__") or not hasattr(x, "shape"):
+        raise TypeError(f"`x` must be an array of unlabelled inputs. "
+                        f"Received: {type(x).__name__}.")
+    if len(x) == 0:
+        raise ValueError("There are no unlabelled examples to pseudo-label "
+                         "(x has 0 rows).")
+    if flip and np.ndim(x) < 3:
+        raise ValueError(f"`flip=True` needs images (n, height, width"
+                         f"[, channels]); found shape {np.shape(x)}.")
+
+
+def _check_finite_predictions(probs):
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"The model predicted NaN or infinite values for {len(rows)} of "
+            f"{len(probs)} row(s) of `x`, the first at row {rows[0]}. Check "
+            f"`x` for NaN or infinite values, and the model's weights (a "
+            f"too high learning rate turns them to NaN).")
 
 
 def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
@@ -123,18 +159,23 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
     Returns:
         A list of dicts, one per round (0 first): ``round``, ``n_pseudo``
         and the validation metrics (``val_loss``, ``val_accuracy`` ...).
+
+    Raises:
+        TypeError: arguments of the wrong type (``rounds=2.5``).
+        ValueError: bad values (a fraction or threshold not in ``(0,
+            1)``, ``weight <= 0``, ``epochs < 1``, a fraction that does
+            not split ``batch_size`` into whole rows, ``x`` and ``y`` of
+            different lengths, NaN targets ...), all raised before the
+            first prediction.
     """
     _check_loss(model)
-    x, y = labelled
-    k = model.output_shape[-1]
-    y = _one_hot(y, k, "labelled")
-    xv, yv = validation_data
-    yv = _one_hot(yv, k, "validation")
-    if not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"`rounds` must be a positive integer. Received: "
-                         f"rounds={rounds!r}.")
+    rounds = _validate.integer(rounds, "rounds", low=1, hint="Try 2.")
+    x, y, xv, yv = _check_data(model, labelled, unlabelled, validation_data)
     fractions = _per_round(fraction, rounds, "fraction")
     thresholds = _per_round(threshold, rounds, "threshold")
+    _check_round_args(fractions, thresholds, batch_size, epochs, soft,
+                      weight, seed, steps_per_epoch, augment,
+                      labelled_augment, flip, replicas, verbose)
     history = [_evaluate(model, xv, yv, 0, 0, batch_size)]
     for r in range(1, rounds + 1):
         fraction, threshold = fractions[r - 1], thresholds[r - 1]
@@ -162,10 +203,66 @@ def pseudo_label_rounds(model, labelled, unlabelled, validation_data, *,
     return history
 
 
+def _check_data(model, labelled, unlabelled, validation_data):
+    """``(x, y, xv, yv)``, targets one-hot; lengths and values checked."""
+    k = model.output_shape[-1]
+    out = []
+    for name, pair in (("labelled", labelled),
+                       ("validation_data", validation_data)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"`{name}` must be an (x, y) tuple. Received: "
+                            f"{type(pair).__name__}.")
+        xs, ys = pair
+        _checks.same_rows([(f"{name}[0]", xs), (f"{name}[1]", ys)])
+        _checks.finite(xs, f"{name}[0]")
+        out += [xs, _one_hot(ys, k, name)]
+    _check_predict_args(model, unlabelled, True, None, 256, False)
+    _checks.finite(unlabelled, "unlabelled")
+    return out
+
+
+def _check_round_args(fractions, thresholds, batch_size, epochs, soft,
+                      weight, seed, steps_per_epoch, augment,
+                      labelled_augment, flip, replicas, verbose):
+    batch_size = _validate.integer(batch_size, "batch_size", low=2,
+                                   hint="Try 64.")
+    for i, (f, t) in enumerate(zip(fractions, thresholds)):
+        f = _validate.fraction(f, _round_name("fraction", fractions, i),
+                               hint="Try 0.25.")
+        mixed._resolve_sizes(2, None, [1 - f, f], batch_size)
+        if t is not None:
+            _validate.fraction(t, _round_name("threshold", thresholds, i),
+                               hint="Try 0.9, or None to keep all.")
+    _validate.integer(epochs, "epochs", low=1)
+    _checks.flag(soft, "soft")
+    _checks.flag(flip, "flip")
+    _validate.positive(weight, "weight", hint="Try 1.0.")
+    _validate.integer(seed, "seed", low=0)
+    _checks.optional_integer(steps_per_epoch, "steps_per_epoch", low=1)
+    _checks.optional_callable(augment, "augment")
+    _checks.optional_callable(labelled_augment, "labelled_augment")
+    _checks.optional_integer(replicas, "replicas", low=1)
+    _checks.verbose(verbose)
+
+
+def _round_name(name, values, i):
+    """``fraction`` for one value given for every round, else
+    ``fraction[i]``."""
+    return f"{name}[{i}]" if isinstance(values, _PerRound) else name
+
+
+class _PerRound(list):
+    """Values given one per round (not one for all)."""
+
+
 def _per_round(value, rounds, name):
     if value is None or np.ndim(value) == 0:
         return [value] * rounds
-    values = list(value)
+    if isinstance(value, (str, bytes)) or not isinstance(
+            value, (list, tuple, np.ndarray)):
+        raise TypeError(f"`{name}` must be one value or a list of one per "
+                        f"round ({rounds}). Received: {name}={value!r}.")
+    values = _PerRound(value)
     if len(values) != rounds:
         raise ValueError(f"`{name}` must be one value or one per round "
                          f"({rounds}). Received: {name}={values!r}.")
@@ -182,8 +279,16 @@ def _evaluate(model, xv, yv, r, n, batch_size):
 def _one_hot(y, k, what):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == k:
-        return y.astype("float32")
+        y = y.astype("float32")
+        _checks.finite(y, f"{what}[1]")
+        mixed._check_probabilities(y, f"{what}[1]")
+        return y
     if y.ndim == 1:
+        if y.dtype.kind not in "iu" and not (
+                y.dtype.kind == "f" and np.isfinite(y).all()
+                and (y == np.round(y)).all()):
+            raise ValueError(f"{what} labels must be whole class numbers; "
+                             f"found dtype {y.dtype} with other values.")
         if y.size and (y.min() < 0 or y.max() >= k):
             raise ValueError(f"{what} labels must be in [0, {k}); found "
                              f"{y.min()}..{y.max()}.")

@@ -11,11 +11,15 @@ import numpy as np
 
 import keras
 
+from kerasdl import _validate
+from kerasdl.callbacks import _checks
 from kerasdl.callbacks import _hyper
 from kerasdl.callbacks._data import fit_inputs
 from kerasdl.callbacks.scheduler import CosineRestarts
 from kerasdl.callbacks.scheduler import OneCycle
+from kerasdl.callbacks.scheduler import group_rates
 from kerasdl.callbacks.scheduler import spread_lr
+from kerasdl.callbacks.schedules import _check_one_cycle
 from kerasdl.callbacks.schedules import sgdr_epochs
 
 
@@ -61,16 +65,22 @@ def fit_one_cycle(model, data=None, epochs=1, lr_max=None, *, div=25.0,
         The ``History``; its logs carry ``learning_rate`` and ``momentum``.
 
     Raises:
-        ValueError: uncompiled model, bad schedule values, unknown data
-            length without ``steps_per_epoch``.
+        TypeError: arguments of the wrong type (``epochs=2.5``).
+        ValueError: uncompiled model, ``epochs < 1``, a rate that is not a
+            finite number > 0, other bad schedule values, ``x`` and ``y``
+            of different lengths, unknown data length without
+            ``steps_per_epoch``. All are raised before training starts.
     """
     _check_compiled(model, "fit_one_cycle")
+    epochs = _validate.integer(epochs, "epochs", low=1)
     sched = OneCycle(lr_max, div=div, div_final=div_final,
                      pct_start=pct_start, moms=moms)
+    group_rates(lr_max, model.optimizer)
+    callbacks = _checks.callback_list(callbacks)
+    inputs = fit_inputs(data, x, y, "fit_one_cycle")
     try:
-        return model.fit(**fit_inputs(data, x, y, "fit_one_cycle"),
-                         epochs=epochs, callbacks=[sched, *(callbacks or [])],
-                         **fit_kwargs)
+        return model.fit(**inputs, epochs=epochs,
+                         callbacks=[sched, *callbacks], **fit_kwargs)
     finally:
         sched.uninstall()
 
@@ -102,6 +112,13 @@ def fit_sgdr(model, data=None, n_cycles=3, cycle_len=1, lr_max=None,
 
     Returns:
         The ``History``.
+
+    Raises:
+        TypeError: arguments of the wrong type.
+        ValueError: uncompiled model, ``n_cycles < 1``, ``cycle_len <=
+            0``, ``cycle_mult < 1``, a total that is not a whole number
+            of epochs, a rate that is not a finite number > 0, ``x`` and
+            ``y`` of different lengths. All are raised before training.
     """
     _check_compiled(model, "fit_sgdr")
     epochs = sgdr_epochs(n_cycles, cycle_len, cycle_mult)
@@ -112,10 +129,12 @@ def fit_sgdr(model, data=None, n_cycles=3, cycle_len=1, lr_max=None,
     sched = CosineRestarts(lr_max, cycle_len=cycle_len,
                            cycle_mult=cycle_mult,
                            steps_per_epoch=fit_kwargs.get("steps_per_epoch"))
+    sched._check_tops(group_rates(lr_max, model.optimizer))
+    callbacks = _checks.callback_list(callbacks)
+    inputs = fit_inputs(data, x, y, "fit_sgdr")
     try:
-        return model.fit(**fit_inputs(data, x, y, "fit_sgdr"),
-                         epochs=int(epochs),
-                         callbacks=[sched, *(callbacks or [])], **fit_kwargs)
+        return model.fit(**inputs, epochs=int(epochs),
+                         callbacks=[sched, *callbacks], **fit_kwargs)
     finally:
         sched.uninstall()
 
@@ -132,6 +151,29 @@ def _head_index(model):
         if layers[i].weights:
             return i
     raise ValueError(f"Model {model.name!r} has no layer with weights.")
+
+
+def _check_model(model, who):
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{who}: expected a keras.Model; received "
+                        f"{type(model).__name__}.")
+
+
+def _upto_index(model, upto):
+    """``freeze``'s ``upto`` as an index into ``model.layers``."""
+    layers = model.layers
+    if upto is None:
+        return _head_index(model)
+    if isinstance(upto, str):
+        names = [layer.name for layer in layers]
+        if upto not in names:
+            raise ValueError(f"freeze: no layer named {upto!r} in "
+                             f"{model.name!r}; layers are {names}.")
+        return names.index(upto)
+    return _validate.integer(
+        upto, "upto", low=0, high=len(layers),
+        hint=f"Give the index or name of the first trainable layer of "
+             f"{model.name!r}.")
 
 
 def freeze(model, upto=None, *, train_bn=True):
@@ -162,20 +204,14 @@ def freeze(model, upto=None, *, train_bn=True):
         The names of the frozen top-level layers.
 
     Raises:
+        TypeError: ``upto`` neither an int nor a str, ``train_bn`` not a
+            bool.
         ValueError: ``upto`` names no layer or is out of range.
     """
+    _check_model(model, "freeze")
+    train_bn = _checks.flag(train_bn, "train_bn")
     layers = model.layers
-    if upto is None:
-        upto = _head_index(model)
-    elif isinstance(upto, str):
-        names = [layer.name for layer in layers]
-        if upto not in names:
-            raise ValueError(f"freeze: no layer named {upto!r} in "
-                             f"{model.name!r}; layers are {names}.")
-        upto = names.index(upto)
-    elif not 0 <= upto <= len(layers):
-        raise ValueError(f"freeze: `upto` must be in [0, {len(layers)}]; "
-                         f"received upto={upto}.")
+    upto = _upto_index(model, upto)
     unfreeze(model)
     for layer in layers[:upto]:
         layer.trainable = False
@@ -222,15 +258,30 @@ def layer_groups(model, groups=3):
 
     Returns:
         A list of lists of layers, first (input side) to last.
+
+    Raises:
+        TypeError: ``groups`` neither an int nor a list of names (a
+            single name must be in a list).
+        ValueError: a count out of range, unknown or repeated names.
     """
+    _check_model(model, "layer_groups")
     layers = [layer for layer in model.layers if layer.weights]
-    if isinstance(groups, int):
-        if not 1 <= groups <= len(layers):
-            raise ValueError(
-                f"`groups` must be between 1 and {len(layers)} (the layers "
-                f"with weights in {model.name!r}); received {groups}.")
+    if isinstance(groups, (int, np.integer)) and not isinstance(groups,
+                                                                bool):
+        groups = _validate.integer(
+            groups, "groups", low=1, high=max(len(layers), 1),
+            hint=f"{model.name!r} has {len(layers)} layers with weights.")
+        if not layers:
+            raise ValueError(f"Model {model.name!r} has no layer with "
+                             f"weights to group.")
         bounds = np.array_split(np.arange(len(layers)), groups)
         return [[layers[i] for i in b] for b in bounds]
+    groups = _validate.strings(
+        groups, "groups",
+        hint="Pass a number of groups or a list of layer names.")
+    if len(set(groups)) != len(groups):
+        raise ValueError(f"`groups` must name each layer once. Received: "
+                         f"groups={groups!r}.")
     names = [layer.name for layer in layers]
     missing = [g for g in groups if g not in names]
     if missing:
@@ -264,7 +315,15 @@ def discriminative_optimizer(model, lr, optimizer=None, groups=3):
 
     Returns:
         A ``keras.optimizers.MultiOptimizer``; pass it to ``compile``.
+
+    Raises:
+        TypeError: arguments of the wrong type.
+        ValueError: a rate that is not a finite number > 0, a slice with
+            ``lo > hi``, one rate per group of the wrong count, bad
+            ``groups``.
     """
+    _check_model(model, "discriminative_optimizer")
+    _checks.rates(lr, "lr")
     if optimizer is None:
         current = getattr(model, "optimizer", None)
         optimizer = _hyper.base_optimizers(current)[-1] if current \
@@ -336,8 +395,26 @@ def fine_tune(model, data=None, epochs=1, base_lr=2e-3, freeze_epochs=1,
     Returns:
         ``(history_frozen, history_unfrozen)``; the first is ``None``
         when ``freeze_epochs`` is 0.
+
+    Raises:
+        TypeError: arguments of the wrong type (``epochs=2.5``).
+        ValueError: uncompiled model, ``epochs < 1``, ``freeze_epochs <
+            0``, ``base_lr``, ``div`` not a finite number > 0, ``lr_mult
+            < 1``, ``pct_start`` not in ``(0, 1)``, bad ``groups`` or
+            ``upto``, ``x`` and ``y`` of different lengths. All are
+            raised before the first phase trains.
     """
     _check_compiled(model, "fine_tune")
+    epochs = _validate.integer(epochs, "epochs", low=1)
+    freeze_epochs = _validate.integer(freeze_epochs, "freeze_epochs", low=0)
+    base_lr = _validate.positive(base_lr, "base_lr", hint="Try 2e-3.")
+    lr_mult = _validate.number(
+        lr_mult, "lr_mult", low=1,
+        hint="It is the last group's rate over the first's; try 100.")
+    _check_one_cycle(base_lr, div, 1e5, pct_start)
+    train_bn = _checks.flag(train_bn, "train_bn")
+    _upto_index(model, upto)
+    layer_groups(model, groups)
     template = _hyper.base_optimizers(model.optimizer)[-1]
     config = template.get_config()
     inputs = fit_inputs(data, x, y, "fine_tune")

@@ -124,7 +124,7 @@ def test_bad_compositions(kwargs, needle):
 def test_bad_sources():
     x, y = _labelled(10)
     with pytest.raises(ValueError, match=r"Source 1.*same number of rows.*"
-                                         r"\[10, 9\]"):
+                                         r"Found x: 10, y: 9"):
         MixedBatches([(x, y), (x, y[:9])], batch_sizes=[2, 2])
     with pytest.raises(ValueError, match="Source 1 is empty"):
         MixedBatches([(x, y), (x[:0], y[:0])], batch_sizes=[2, 2])

@@ -1,5 +1,9 @@
 """Turning ``data`` / ``x=, y=`` arguments into ``model.fit`` arguments."""
 
+from kerasdl.callbacks import _checks
+
+KEYS = ("x", "y", "sample_weight")
+
 
 def fit_inputs(data, x, y, who):
     """Returns ``{"x": ..., "y": ..., ...}`` for ``model.fit``.
@@ -8,7 +12,25 @@ def fit_inputs(data, x, y, who):
     anything ``model.fit`` takes as ``x`` (arrays, ``PyDataset``,
     ``tf.data.Dataset``, a generator); or pass ``x=`` and ``y=`` as to
     ``model.fit``.
+
+    Arrays are checked before any training: ``x``, ``y`` and
+    ``sample_weight`` (every array of a dict or list among them) must
+    have the same number of rows, and float arrays finite values.
+
+    Raises:
+        ValueError: data given twice or not at all, a tuple of the wrong
+            size, arrays of different lengths, NaN or infinite values.
     """
+    out = _inputs(data, x, y, who)
+    _checks.same_rows([(k, out.get(k)) for k in KEYS])
+    for key in KEYS:
+        for label, leaf in _checks.leaves(out.get(key), key):
+            _checks.finite(leaf, label, hint=f"{who} would train on them "
+                           f"and its weights would turn to NaN.")
+    return out
+
+
+def _inputs(data, x, y, who):
     if data is not None and (x is not None or y is not None):
         raise ValueError(
             f"{who}: pass the data either as `data` or as `x=`/`y=`, not "

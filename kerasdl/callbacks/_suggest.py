@@ -68,6 +68,15 @@ def trim(lrs, losses, num_it):
     return lrs[num_it // 10:-5], losses[num_it // 10:-5]
 
 
+def min_num_it():
+    """The smallest ``num_it`` whose full sweep leaves ``MIN_POINTS``
+    points after ``trim``."""
+    n = MIN_POINTS
+    while n - n // 10 - 5 < MIN_POINTS:
+        n += 1
+    return n
+
+
 def suggest(lrs, losses, num_it):
     """All four suggestions: ``{name: (lr, index into lrs)}``.
 

@@ -16,6 +16,7 @@ import numpy as np
 from keras import ops
 
 from kerasdl import _backend
+from kerasdl import _validate
 from kerasdl.callbacks import _hyper
 
 
@@ -52,6 +53,9 @@ class GradientSum(keras.optimizers.Optimizer):
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(f"GradientSum wraps a keras Optimizer; received "
                             f"{type(optimizer).__name__}.")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"`name` must be a str or None. Received: "
+                            f"name={name!r}.")
         super().__init__(learning_rate=0.0, name=name or "gradient_sum")
         self.inner_optimizer = optimizer
         self.grad_sq_sum = None
@@ -148,21 +152,26 @@ class GradientRatioAnnealer(keras.callbacks.Callback):
         threshold: float. Ratio above which the rate is divided, > 1.
             Defaults to 2.
         factor: float. Divisor, > 1. Defaults to 4.
-        min_lr: float. The rate never goes below this. Defaults to 0.
+        min_lr: float. The rate never goes below this, >= 0. Defaults
+            to 0.
 
     Raises:
-        TypeError: at the start of fit, when the optimizer is not
-            wrapped in ``GradientSum``.
+        TypeError: a non-numeric argument; at the start of fit, an
+            optimizer not wrapped in ``GradientSum``.
+        ValueError: ``threshold`` or ``factor`` not a finite number > 1,
+            ``min_lr`` not a finite number >= 0.
     """
 
     def __init__(self, threshold=2.0, factor=4.0, min_lr=0.0):
         super().__init__()
-        if threshold <= 1 or factor <= 1:
-            raise ValueError(
-                f"`threshold` and `factor` must be > 1. Received: threshold"
-                f"={threshold}, factor={factor}. Try 2 and 4.")
-        self.threshold, self.factor = float(threshold), float(factor)
-        self.min_lr = float(min_lr)
+        self.threshold = _validate.number(
+            threshold, "threshold", low=1, low_open=True,
+            hint="It is the growth of the gradients that anneals; try 2.")
+        self.factor = _validate.number(
+            factor, "factor", low=1, low_open=True,
+            hint="The rate is divided by it; try 4.")
+        self.min_lr = _validate.number(min_lr, "min_lr", low=0,
+                                       hint="Try 0.")
         self._previous = None
 
     def on_train_begin(self, logs=None):

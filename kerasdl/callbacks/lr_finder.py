@@ -18,6 +18,8 @@ import keras
 import numpy as np
 
 from kerasdl import _backend
+from kerasdl import _validate
+from kerasdl.callbacks import _checks
 from kerasdl.callbacks import _hyper
 from kerasdl.callbacks import _ondevice
 from kerasdl.callbacks import _suggest
@@ -37,6 +39,18 @@ class _SweepRule(_ondevice.Rule):
 
     def host_lr(self, step, total, top):
         return top * math.exp(self.growth * step / self.num_it)
+
+
+def _check_range(start_lr, end_lr):
+    start_lr = _validate.positive(start_lr, "start_lr", hint="Try 1e-7.")
+    end_lr = _validate.positive(end_lr, "end_lr", hint="Try 10.")
+    if start_lr >= end_lr:
+        raise ValueError(
+            f"`start_lr` must be below `end_lr` (the sweep grows the rate "
+            f"from one to the other): expected 0 < start_lr < end_lr. "
+            f"Received: start_lr={start_lr!r}, end_lr={end_lr!r}. Try "
+            f"1e-7 and 10.")
+    return start_lr, end_lr
 
 
 class LRFinder(keras.callbacks.Callback):
@@ -74,8 +88,10 @@ class LRFinder(keras.callbacks.Callback):
             Defaults to ``True``.
 
     Raises:
-        ValueError: bad arguments, or a model compiled with
-            ``steps_per_execution > 1``.
+        TypeError: arguments of the wrong type (``num_it=2.5``).
+        ValueError: rates that are not finite numbers > 0, ``start_lr >=
+            end_lr``, ``num_it < 1``, ``beta`` not in ``[0, 1)``; at the
+            start of the fit, ``steps_per_execution > 1``.
     """
 
     async_safe = True  # on_train_batch_end only reads the logs
@@ -83,19 +99,14 @@ class LRFinder(keras.callbacks.Callback):
     def __init__(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True,
                  beta=0.98, restore=True):
         super().__init__()
-        if not 0 < start_lr < end_lr:
-            raise ValueError(
-                f"Expected 0 < start_lr < end_lr. Received start_lr="
-                f"{start_lr}, end_lr={end_lr}. Try 1e-7 and 10.")
-        if int(num_it) != num_it or num_it < 1:
-            raise ValueError(f"`num_it` must be an integer >= 1. "
-                             f"Received: num_it={num_it}.")
-        if not 0 <= beta < 1:
-            raise ValueError(f"`beta` must be in [0, 1). Received: "
-                             f"beta={beta}. Try 0.98.")
-        self.start_lr, self.end_lr = float(start_lr), float(end_lr)
-        self.num_it, self.stop_div, self.beta = int(num_it), stop_div, beta
-        self.restore_state = restore
+        start_lr, end_lr = _check_range(start_lr, end_lr)
+        self.start_lr, self.end_lr = start_lr, end_lr
+        self.num_it = _validate.integer(num_it, "num_it", low=1,
+                                        hint="Try 100.")
+        self.stop_div = _checks.flag(stop_div, "stop_div")
+        self.beta = _validate.number(beta, "beta", low=0, high=1,
+                                     high_open=True, hint="Try 0.98.")
+        self.restore_state = _checks.flag(restore, "restore")
         self.lrs, self.losses, self.smoothed = [], [], []
         self.stop_reason = None
         self._saved = None
@@ -331,6 +342,18 @@ def _sweep_inputs(inputs, num_it, batch_size, seed):
     return {**inputs, "steps_per_epoch": num_it, "epochs": 1}
 
 
+def _ran_out(finder, num_it, batch_size):
+    """The data ended before the sweep did: say so, and how to fix it."""
+    steps = finder._next
+    size = f"batch_size={batch_size}" if batch_size else "the batch size"
+    raise ValueError(
+        f"lr_find: the data ran out after {steps} batch(es); the sweep "
+        f"needs num_it={num_it}. Pass data that yields at least "
+        f"{num_it} batches (more data, a smaller {size}, or a dataset "
+        f"that repeats), or a smaller num_it (at least "
+        f"{_suggest.min_num_it()}). The model was restored.")
+
+
 def lr_find(model, data=None, *, start_lr=1e-7, end_lr=10.0, num_it=100,
             stop_div=True, beta=0.98, x=None, y=None, batch_size=None,
             seed=0, verbose=0, callbacks=None):
@@ -366,13 +389,28 @@ def lr_find(model, data=None, *, start_lr=1e-7, end_lr=10.0, num_it=100,
         An ``LRFindResult``.
 
     Raises:
-        ValueError: bad arguments, ``steps_per_execution > 1``, or too few
-            usable points (the model is restored first).
+        TypeError: arguments of the wrong type.
+        ValueError: bad arguments (``num_it`` too small for suggestions,
+            ``x`` and ``y`` of different lengths ...), all raised before
+            the sweep; ``steps_per_execution > 1``; data that ran out
+            before ``num_it`` batches, or too few usable points (the
+            model is restored first).
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"lr_find: expected a keras.Model; received "
+                        f"{type(model).__name__}.")
     if getattr(model, "optimizer", None) is None or not model.compiled:
         raise ValueError("lr_find: the model is not compiled. Call "
                          "model.compile(optimizer=..., loss=...) first.")
+    least = _suggest.min_num_it()
+    _validate.integer(num_it, "num_it", low=least, hint=(
+        f"The suggestions need {_suggest.MIN_POINTS} points after the "
+        f"first num_it // 10 and the last 5 are dropped; try 100."))
     finder = LRFinder(start_lr, end_lr, num_it, stop_div, beta)
+    batch_size = _checks.optional_integer(batch_size, "batch_size", low=1)
+    seed = _validate.integer(seed, "seed", low=0)
+    verbose = _checks.verbose(verbose)
+    callbacks = _checks.callback_list(callbacks)
     fit_args = _sweep_inputs(fit_inputs(data, x, y, "lr_find"), num_it,
                              batch_size, seed)
     # fit may draw from the global numpy / Python generators (shuffling,
@@ -380,9 +418,11 @@ def lr_find(model, data=None, *, start_lr=1e-7, end_lr=10.0, num_it=100,
     rng_state = _backend.global_rng_state()
     try:
         model.fit(**fit_args, verbose=verbose,
-                  callbacks=[finder, *(callbacks or [])])
+                  callbacks=[finder, *callbacks])
     finally:
         finder.restore()
         _backend.set_global_rng_state(rng_state)
+    if finder.stop_reason == "data exhausted":
+        _ran_out(finder, num_it, batch_size)
     return LRFindResult(finder.lrs, finder.losses, finder.smoothed, num_it,
                         finder.stop_reason)

@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasdl import _validate
+from kerasdl.callbacks import _checks
 from kerasdl.callbacks import _hyper
 from kerasdl.callbacks import _ondevice
 from kerasdl.callbacks import schedules
@@ -38,12 +40,18 @@ def spread_lr(lr, n_groups):
         A list of ``n_groups`` floats.
 
     Raises:
-        ValueError: a sequence of the wrong length, or a slice with a step.
+        TypeError: not a number, slice or sequence of numbers.
+        ValueError: a sequence of the wrong length, a slice with a step
+            or with ``lo > hi``, a rate that is not a finite number > 0,
+            ``n_groups < 1``.
     """
+    return _spread(lr, n_groups, "lr")
+
+
+def _spread(lr, n_groups, name):
+    lr = _checks.rates(lr, name)
+    n_groups = _validate.integer(n_groups, "n_groups", low=1)
     if isinstance(lr, slice):
-        if lr.step is not None or lr.stop is None:
-            raise ValueError(f"Expected slice(lo, hi) or slice(hi); "
-                             f"received {lr}.")
         if n_groups == 1:
             return [float(lr.stop)]
         if lr.start is None:
@@ -54,9 +62,27 @@ def spread_lr(lr, n_groups):
         return [float(lr)] * n_groups
     values = [float(v) for v in lr]
     if len(values) != n_groups:
-        raise ValueError(f"Expected {n_groups} learning rates (one per "
-                         f"group); received {len(values)}: {values}.")
+        raise ValueError(
+            f"`{name}` must give one rate per optimizer group: expected "
+            f"{n_groups} learning rates; received {len(values)}: {values}. "
+            f"Pass one number, a slice or {n_groups} rates.")
     return values
+
+
+def group_rates(lr, optimizer, name="lr_max"):
+    """One rate per base optimizer of ``optimizer``; ``None`` reads the
+    optimizer's current rates, which must then be usable too."""
+    n = len(_hyper.base_optimizers(optimizer))
+    if lr is not None:
+        return _spread(lr, n, name)
+    current = _hyper.get_lrs(optimizer)
+    bad = [r for r in current if not np.isfinite(r) or r <= 0]
+    if bad:
+        raise ValueError(
+            f"`{name}=None` trains at the optimizer's own learning rate, "
+            f"which must be a finite number > 0; it is {current}. Pass "
+            f"{name}, such as {name}=1e-3.")
+    return current
 
 
 class _FunctionRule(_ondevice.Rule):
@@ -134,16 +160,30 @@ class ParamScheduler(keras.callbacks.Callback):
             length; otherwise epochs times steps per epoch.
 
     Raises:
-        ValueError: unknown total steps, or a function that fails on
-            tensors.
+        TypeError: ``lr_fn`` or ``mom_fn`` not callable, or arguments of
+            the wrong type.
+        ValueError: bad rates or ``total_steps``, unknown total steps, or
+            a function that fails on tensors.
     """
 
     def __init__(self, lr_fn, lr_max=None, mom_fn=None, total_steps=None):
         super().__init__()
+        if lr_fn is not None or type(self) is ParamScheduler:
+            if not callable(lr_fn):
+                raise TypeError(f"`lr_fn` must be a callable (pct, lr_max) "
+                                f"-> rate. Received: lr_fn={lr_fn!r}.")
+        _checks.optional_callable(mom_fn, "mom_fn")
+        if lr_max is not None:
+            _checks.rates(lr_max, "lr_max")
+        total_steps = _checks.optional_integer(total_steps, "total_steps",
+                                               low=1)
         self.lr_fn, self.lr_max, self.mom_fn = lr_fn, lr_max, mom_fn
         self.total_steps = total_steps
         self.lrs, self.moms = [], []
         self._control = None
+
+    def _check_tops(self, tops):
+        """Checks the peak rates of each group at the start of the fit."""
 
     def _rule(self):
         rule = _FunctionRule(self.lr_fn, self.mom_fn)
@@ -164,9 +204,8 @@ class ParamScheduler(keras.callbacks.Callback):
             total = steps * self.params["epochs"]
         self._total = int(total)
         n = len(_hyper.base_optimizers(model.optimizer))
-        tops = _hyper.get_lrs(model.optimizer) if self.lr_max is None \
-            else self.lr_max
-        self._tops = spread_lr(tops, n)
+        self._tops = group_rates(self.lr_max, model.optimizer)
+        self._check_tops(self._tops)
         rule = self._rule()
         moms = _ondevice.momentum_attributes(model.optimizer, name) \
             if rule.cycles_momentum else None
@@ -234,17 +273,22 @@ class OneCycle(ParamScheduler):
         moms: tuple of 3 floats or ``None`` (momentum untouched).
             Defaults to ``(0.95, 0.85, 0.95)``.
         total_steps: int or None. See ``ParamScheduler``.
+
+    Raises:
+        TypeError: arguments of the wrong type.
+        ValueError: a rate, ``div`` or ``div_final`` that is not a finite
+            number > 0, ``pct_start`` not in ``(0, 1)``, a momentum not
+            in ``[0, 1)``.
     """
 
     def __init__(self, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25,
                  moms=(0.95, 0.85, 0.95), total_steps=None):
-        schedules.one_cycle(0.0, 1.0, pct_start=pct_start)  # validates
-        if moms is not None and len(moms) != 3:
-            raise ValueError(f"`moms` must be 3 floats (start, middle, end)"
-                             f" or None. Received: moms={moms}.")
+        _, div, div_final, pct_start = schedules._check_one_cycle(
+            1.0, div, div_final, pct_start)
+        moms = _checks.momenta(moms)
         super().__init__(None, lr_max, None, total_steps)
         self.div, self.div_final, self.pct_start = div, div_final, pct_start
-        self.cycle_moms = None if moms is None else tuple(moms)
+        self.cycle_moms = moms
 
     def _rule(self):
         return _OneCycleRule(self.div, self.div_final, self.pct_start,
@@ -297,16 +341,31 @@ class CosineRestarts(ParamScheduler):
         cycle_mult: float. Growth of the cycle length. Defaults to 2.
         lr_min: float. Defaults to 0.
         steps_per_epoch: int or None. Taken from the fit when known.
+
+    Raises:
+        TypeError: arguments of the wrong type.
+        ValueError: a rate that is not a finite number > 0,
+            ``cycle_len <= 0``, ``cycle_mult < 1``, ``lr_min < 0``,
+            ``steps_per_epoch < 1``; at the start of the fit, ``lr_min``
+            above a group's rate.
     """
 
     def __init__(self, lr_max=None, cycle_len=1, cycle_mult=2, lr_min=0.0,
                  steps_per_epoch=None):
-        schedules.cosine_restarts(0.0, 1.0, cycle_len=cycle_len,
-                                  cycle_mult=cycle_mult)  # validates
+        cycle_len, cycle_mult = schedules._check_cycles(cycle_len,
+                                                        cycle_mult)
+        lr_min = _validate.number(lr_min, "lr_min", low=0, hint="Try 0.")
         super().__init__(None, lr_max)
-        self.steps_per_epoch = steps_per_epoch
+        if lr_max is not None and not isinstance(lr_max, slice) \
+                and np.ndim(lr_max) == 0:
+            schedules._check_lr_min(lr_min, float(lr_max))
+        self.steps_per_epoch = _checks.optional_integer(
+            steps_per_epoch, "steps_per_epoch", low=1)
         self.cycle_len, self.cycle_mult = cycle_len, cycle_mult
         self.lr_min = lr_min
+
+    def _check_tops(self, tops):
+        schedules._check_lr_min(self.lr_min, list(tops))
 
     def _rule(self):
         return _CosineRule(self._epoch_steps, self.cycle_len,

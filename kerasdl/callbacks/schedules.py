@@ -12,6 +12,12 @@ import math
 import keras
 from keras import ops
 
+from kerasdl import _validate
+from kerasdl.callbacks import _checks
+
+
+MAX_EPOCHS = 1e6  # more than any run; guards against cycle_mult blow-ups
+
 
 def sched_cos(start, end, pct):
     """Cosine interpolation from ``start`` (pct 0) to ``end`` (pct 1).
@@ -30,15 +36,37 @@ def sched_cos(start, end, pct):
 
     Returns:
         A float.
+
+    Raises:
+        TypeError: a non-numeric argument.
+        ValueError: NaN or infinite ``start``/``end``, ``pct`` not in
+            ``[0, 1]``.
     """
+    start = _validate.number(start, "start")
+    end = _validate.number(end, "end")
+    pct = _validate.fraction(pct, "pct", closed=True)
     return start + (1 + math.cos(math.pi * (1 - pct))) * (end - start) / 2
 
 
 def _check_pct_start(pct_start):
-    if not 0 < pct_start < 1:
-        raise ValueError(
-            f"`pct_start` must be in (0, 1), the fraction of steps spent "
-            f"warming up. Received: pct_start={pct_start}. Try 0.25.")
+    return _validate.fraction(
+        pct_start, "pct_start",
+        hint="It is the fraction of steps spent warming up; try 0.25.")
+
+
+def _check_one_cycle(lr_max, div, div_final, pct_start):
+    """The one-cycle arguments, as floats."""
+    return (_validate.positive(lr_max, "lr_max", hint="Try 1e-3."),
+            _validate.positive(div, "div", hint="Try 25."),
+            _validate.positive(div_final, "div_final", hint="Try 1e5."),
+            _check_pct_start(pct_start))
+
+
+def _check_cycles(cycle_len, cycle_mult):
+    return (_validate.positive(cycle_len, "cycle_len", hint="Try 1."),
+            _validate.number(cycle_mult, "cycle_mult", low=1,
+                             hint="Try 2 (or 1 for cycles of equal "
+                                  "length)."))
 
 
 def one_cycle(pct, lr_max, *, div=25.0, div_final=1e5, pct_start=0.25):
@@ -66,9 +94,14 @@ def one_cycle(pct, lr_max, *, div=25.0, div_final=1e5, pct_start=0.25):
         The learning rate, a float.
 
     Raises:
-        ValueError: ``pct_start`` is not in ``(0, 1)``.
+        TypeError: a non-numeric argument.
+        ValueError: ``pct`` not in ``[0, 1]``, ``lr_max``, ``div`` or
+            ``div_final`` not a finite number > 0, ``pct_start`` not in
+            ``(0, 1)``.
     """
-    _check_pct_start(pct_start)
+    pct = _validate.fraction(pct, "pct", closed=True)
+    lr_max, div, div_final, pct_start = _check_one_cycle(
+        lr_max, div, div_final, pct_start)
     if pct < pct_start:
         return sched_cos(lr_max / div, lr_max, pct / pct_start)
     return sched_cos(lr_max, lr_max / div_final,
@@ -94,8 +127,18 @@ def one_cycle_momentum(pct, moms=(0.95, 0.85, 0.95), *, pct_start=0.25):
 
     Returns:
         The momentum (SGD ``momentum`` or Adam's ``beta_1``), a float.
+
+    Raises:
+        TypeError: a non-numeric argument.
+        ValueError: ``pct`` not in ``[0, 1]``, a momentum not in
+            ``[0, 1)``, ``pct_start`` not in ``(0, 1)``.
     """
-    _check_pct_start(pct_start)
+    pct = _validate.fraction(pct, "pct", closed=True)
+    pct_start = _check_pct_start(pct_start)
+    moms = _checks.momenta(moms)
+    if moms is None:
+        raise TypeError("`moms` must be 3 numbers (start, middle, end). "
+                        "Received: moms=None.")
     if pct < pct_start:
         return sched_cos(moms[0], moms[1], pct / pct_start)
     return sched_cos(moms[1], moms[2], (pct - pct_start) / (1 - pct_start))
@@ -117,15 +160,27 @@ def sgdr_epochs(n_cycles, cycle_len=1, cycle_mult=2):
 
     Returns:
         ``cycle_len * (1 + cycle_mult + ... + cycle_mult ** (n - 1))``.
+
+    Raises:
+        TypeError: ``n_cycles`` not an integer, or non-numeric lengths.
+        ValueError: ``n_cycles < 1``, ``cycle_len <= 0``,
+            ``cycle_mult < 1``, or a total too large to run.
     """
-    if int(n_cycles) != n_cycles or n_cycles < 1:
-        raise ValueError(f"`n_cycles` must be an integer >= 1. "
-                         f"Received: n_cycles={n_cycles}.")
-    if cycle_len <= 0 or cycle_mult < 1:
+    n_cycles = _validate.integer(n_cycles, "n_cycles", low=1, hint="Try 3.")
+    _check_cycles(cycle_len, cycle_mult)
+    total, length = 0, cycle_len
+    for _ in range(n_cycles):
+        total += length
+        if total > MAX_EPOCHS:
+            break
+        length *= cycle_mult
+    if total > MAX_EPOCHS:
         raise ValueError(
-            f"`cycle_len` must be > 0 and `cycle_mult` >= 1. Received: "
-            f"cycle_len={cycle_len}, cycle_mult={cycle_mult}.")
-    return sum(cycle_len * cycle_mult ** i for i in range(int(n_cycles)))
+            f"`n_cycles`, `cycle_len` and `cycle_mult` must give at most "
+            f"{MAX_EPOCHS:g} epochs. Received: n_cycles={n_cycles}, "
+            f"cycle_len={cycle_len}, cycle_mult={cycle_mult} "
+            f"({total:g} epochs). Use fewer or shorter cycles.")
+    return total
 
 
 def cosine_restarts(epoch, lr_max, *, cycle_len=1, cycle_mult=2,
@@ -153,15 +208,45 @@ def cosine_restarts(epoch, lr_max, *, cycle_len=1, cycle_mult=2,
 
     Returns:
         The learning rate, a float.
+
+    Raises:
+        TypeError: a non-numeric argument.
+        ValueError: ``epoch < 0``, ``lr_max <= 0``, ``cycle_len <= 0``,
+            ``cycle_mult < 1``, ``lr_min`` not in ``[0, lr_max]``.
     """
-    if cycle_len <= 0 or cycle_mult < 1:
+    epoch = _validate.number(epoch, "epoch", low=0)
+    lr_max = _validate.positive(lr_max, "lr_max", hint="Try 1e-3.")
+    cycle_len, cycle_mult = _check_cycles(cycle_len, cycle_mult)
+    _check_lr_min(lr_min, lr_max)
+    t = epoch / cycle_len
+    start, length = _cycle_of(t, cycle_mult)
+    return sched_cos(lr_max, lr_min, min((t - start) / length, 1.0))
+
+
+def _cycle_of(t, m):
+    """Start and length of the cycle holding ``t`` (both in units of the
+    first cycle), in closed form: no loop over the cycles."""
+    def begin(k):
+        return float(k) if m == 1 else (m ** k - 1) / (m - 1)
+
+    i = math.floor(t if m == 1 else math.log1p(t * (m - 1)) / math.log(m))
+    while begin(i + 1) <= t:  # rounding at the cycle boundaries
+        i += 1
+    while i > 0 and begin(i) > t:
+        i -= 1
+    return begin(i), float(m) ** i
+
+
+def _check_lr_min(lr_min, lr_max):
+    """``lr_min`` in ``[0, lr_max]`` (``lr_max`` may be a list)."""
+    lr_min = _validate.number(lr_min, "lr_min", low=0, hint="Try 0.")
+    top = min(lr_max) if isinstance(lr_max, list) else lr_max
+    if lr_min > top:
         raise ValueError(
-            f"`cycle_len` must be > 0 and `cycle_mult` >= 1. Received: "
-            f"cycle_len={cycle_len}, cycle_mult={cycle_mult}.")
-    start, length = 0.0, float(cycle_len)
-    while epoch >= start + length:
-        start, length = start + length, length * cycle_mult
-    return sched_cos(lr_max, lr_min, (epoch - start) / length)
+            f"`lr_min` must be at most the rate each cycle starts from "
+            f"({top:g}), or the rate would rise within a cycle. Received: "
+            f"lr_min={lr_min!r}. Try 0.")
+    return lr_min
 
 
 def _ops_cos(start, end, pct):
@@ -234,15 +319,12 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, lr_max, total_steps, div=25.0, div_final=1e5,
                  pct_start=0.25):
-        _check_pct_start(pct_start)
-        if int(total_steps) != total_steps or total_steps < 1:
-            raise ValueError(f"`total_steps` must be an integer >= 1. "
-                             f"Received: total_steps={total_steps}.")
-        self.lr_max = float(lr_max)
-        self.total_steps = int(total_steps)
-        self.div = float(div)
-        self.div_final = float(div_final)
-        self.pct_start = float(pct_start)
+        lr_max, div, div_final, pct_start = _check_one_cycle(
+            lr_max, div, div_final, pct_start)
+        self.lr_max = lr_max
+        self.total_steps = _validate.integer(total_steps, "total_steps",
+                                             low=1)
+        self.div, self.div_final, self.pct_start = div, div_final, pct_start
 
     def __call__(self, step):
         pct = ops.minimum(ops.cast(step, "float32") / self.total_steps, 1.0)
@@ -276,15 +358,11 @@ class CosineRestartsSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, lr_max, cycle_steps, cycle_mult=2, lr_min=0.0):
-        if cycle_steps < 1 or cycle_mult < 1:
-            raise ValueError(
-                f"`cycle_steps` must be >= 1 and `cycle_mult` >= 1. "
-                f"Received: cycle_steps={cycle_steps}, "
-                f"cycle_mult={cycle_mult}.")
-        self.lr_max = float(lr_max)
-        self.cycle_steps = int(cycle_steps)
-        self.cycle_mult = float(cycle_mult)
-        self.lr_min = float(lr_min)
+        self.lr_max = _validate.positive(lr_max, "lr_max", hint="Try 1e-3.")
+        self.cycle_steps = _validate.integer(cycle_steps, "cycle_steps",
+                                             low=1)
+        _, self.cycle_mult = _check_cycles(1, cycle_mult)
+        self.lr_min = _check_lr_min(lr_min, self.lr_max)
 
     def __call__(self, step):
         return cosine_restarts_ops(step, self.cycle_steps, self.cycle_mult,

@@ -11,6 +11,31 @@ import tempfile
 
 import numpy as np
 
+from kerasdl import _validate
+from kerasdl.collab.learner import CollabModel
+
+
+def _check_model(model):
+    if not isinstance(model, CollabModel):
+        raise TypeError(f"`model` must be a CollabModel (as fit_recipe "
+                        f"returns). Received: {type(model).__name__}.")
+
+
+def _check_ratings(ratings, columns):
+    found = getattr(ratings, "columns", None)
+    if found is None:
+        raise TypeError(f"`ratings` must be a DataFrame with columns "
+                        f"{list(columns)}. Received: "
+                        f"{type(ratings).__name__}.")
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise ValueError(f"`ratings` must have columns {list(columns)}; "
+                         f"{missing} missing (it has {list(found)}).")
+
+
+def _count(value, name, hint=None):
+    return _validate.integer(value, name, low=1, hint=hint)
+
 
 def _layer_weights(model, name):
     keras_model = model.models[0]
@@ -25,7 +50,14 @@ def _layer_weights(model, name):
 
 
 def most_rated(ratings, n):
-    """Raw ids of the ``n`` most rated items of ``ratings`` (ties: by id)."""
+    """Raw ids of the ``n`` most rated items of ``ratings`` (ties: by id).
+
+    Raises:
+        TypeError: ``ratings`` not a DataFrame, ``n`` not an integer.
+        ValueError: no ``item`` column, ``n < 1``.
+    """
+    _check_ratings(ratings, ("item",))
+    n = _count(n, "n")
     counts = ratings.groupby("item").size()
     counts = counts.sort_index().sort_values(ascending=False, kind="stable")
     return counts.index.to_numpy()[:n]
@@ -53,8 +85,13 @@ def bias_ranking(model, ratings, *, top_n=2000, k=15):
         highest first.
 
     Raises:
-        ValueError: the model has no ``item_bias`` layer.
+        TypeError: arguments of the wrong type.
+        ValueError: the model has no ``item_bias`` layer, ``top_n`` or
+            ``k`` < 1.
     """
+    _check_model(model)
+    _check_ratings(ratings, ("item",))
+    top_n, k = _count(top_n, "top_n"), _count(k, "k")
     bias = _layer_weights(model, "item_bias")[:, 0]
     items = most_rated(ratings, top_n)
     values = bias[model.items.encode(items)]
@@ -81,7 +118,16 @@ def factor_pca(model, ratings, *, top_n=2000, n_components=3, k=10):
         ``(len(items), n_components)``), ``explained`` (variance ratio per
         component) and ``ends``: per component ``(lowest, highest)`` lists
         of ``(title, coordinate)``.
+
+    Raises:
+        TypeError: arguments of the wrong type.
+        ValueError: no ``item_factors`` layer, ``top_n``, ``k`` or
+            ``n_components`` < 1, more components than items or factors.
     """
+    _check_model(model)
+    _check_ratings(ratings, ("item",))
+    top_n, k = _count(top_n, "top_n"), _count(k, "k")
+    n_components = _count(n_components, "n_components")
     factors = _layer_weights(model, "item_factors")
     items = most_rated(ratings, top_n)
     x = factors[model.items.encode(items)].astype(np.float64)
@@ -121,13 +167,32 @@ def plot_factors(pca, path, *, components=(0, 1), n=50):
 
     Returns:
         ``path``.
+
+    Raises:
+        TypeError: arguments of the wrong type.
+        ValueError: ``path`` a folder or in a missing folder, components
+            not two different ones of ``pca``, ``n < 1``.
     """
+    coords = pca.get("coords") if isinstance(pca, dict) else None
+    if coords is None or "titles" not in pca:
+        raise TypeError("`pca` must be the dict factor_pca returns.")
+    path = _validate.output_file(path, "path")
+    n = _count(n, "n")
+    if isinstance(components, (str, bytes)) or not isinstance(
+            components, (tuple, list)) or len(components) != 2:
+        raise TypeError(f"`components` must be two component indices such "
+                        f"as (0, 1). Received: components={components!r}.")
+    high = np.shape(coords)[1] - 1
+    a, b = (_validate.integer(c, f"components[{i}]", low=0, high=high)
+            for i, c in enumerate(components))
+    if a == b:
+        raise ValueError(f"`components` must be two different components. "
+                         f"Received: components={components!r}.")
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    a, b = components
     xy = pca["coords"][:n][:, [a, b]]
     fig, ax = plt.subplots(figsize=(12, 12))
     ax.scatter(xy[:, 0], xy[:, 1], s=8)
@@ -164,8 +229,12 @@ def recommend(model, user, ratings, *, k=10):
         A list of ``(item id, title, predicted rating)``, best first.
 
     Raises:
-        ValueError: the user had no ratings in training.
+        TypeError: arguments of the wrong type (``k=2.5``).
+        ValueError: the user had no ratings in training, ``k < 1``.
     """
+    _check_model(model)
+    _check_ratings(ratings, ("user", "item"))
+    k = _count(k, "k", hint="It is how many items to recommend; try 10.")
     u = model.users.encode([user], unknown="mark")[0]
     if u < 0 or not model.seen_users[u]:
         raise ValueError(

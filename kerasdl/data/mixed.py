@@ -10,6 +10,12 @@ import math
 import keras
 import numpy as np
 
+from kerasdl import _validate
+from kerasdl.callbacks import _checks
+
+# Rows of class probabilities may sum to 1 within this.
+PROB_TOL = 1e-3
+
 
 class MixedBatches(keras.utils.PyDataset):
     """A ``PyDataset`` whose batches mix several sources in fixed numbers.
@@ -38,8 +44,8 @@ class MixedBatches(keras.utils.PyDataset):
     Example:
 
     >>> import numpy as np
-    >>> x1, y1 = np.zeros((96, 3)), np.zeros((96, 2))
-    >>> x2, y2 = np.ones((20, 3)), np.ones((20, 2))
+    >>> x1, y1 = np.zeros((96, 3)), np.eye(2)[np.zeros(96, int)]
+    >>> x2, y2 = np.ones((20, 3)), np.full((20, 2), 0.5)
     >>> mix = MixedBatches([(x1, y1), (x2, y2)], batch_sizes=[48, 16])
     >>> len(mix), mix[0][0].shape, float(mix[0][0][:, 0].sum())
     (2, (64, 3), 16.0)
@@ -77,18 +83,34 @@ class MixedBatches(keras.utils.PyDataset):
             batch's composition (with TensorFlow each replica normalises
             its own rows). Every batch size must divide by it. Defaults
             to 1 (sources one after the other).
+        check_probabilities: bool. Read targets of shape ``(n, k)``, ``k
+            >= 2``, of a float type as class probabilities (one-hot or
+            soft labels) and refuse rows with a negative value or not
+            summing to 1 (within ``PROB_TOL``). Pass ``False`` for other
+            targets, such as regression values. Defaults to ``True``.
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``,
             passed to ``keras.utils.PyDataset``.
 
+    Every array source is checked when the batches are built (a
+    ``PyDataset`` source, whose rows are not known before, batch by
+    batch as it is read): all its arrays (every array of a dict or list
+    too) must have the same number of rows, float inputs and targets
+    finite values, sample weights values >= 0, and class probabilities
+    as above. A memory map is read once for it, in chunks.
+
     Raises:
-        ValueError: empty sources, ``x`` and ``y`` of different lengths,
-            fractions that do not sum to 1 or do not fit the batch size.
+        TypeError: arguments of the wrong type.
+        ValueError: empty sources, arrays of different lengths in a
+            source, NaN or infinite inputs, targets or weights, targets
+            that are not class probabilities, negative, NaN or all-zero
+            ``weights``, fractions that do not sum to 1 or do not fit the
+            batch size, other bad values.
     """
 
     def __init__(self, sources, batch_sizes=None, *, fractions=None,
                  batch_size=None, weights=None, steps_per_epoch=None,
                  augment=None, seed=0, shuffle=True, replicas=1,
-                 **kwargs):
+                 check_probabilities=True, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(sources, (list, tuple)) or not sources:
             raise ValueError(
@@ -97,19 +119,15 @@ class MixedBatches(keras.utils.PyDataset):
             )
         self.batch_sizes = _resolve_sizes(len(sources), batch_sizes,
                                           fractions, batch_size)
-        self.sources = [_Source(i, s) for i, s in enumerate(sources)]
+        self.check_probabilities = _checks.flag(check_probabilities,
+                                                "check_probabilities")
+        self.sources = [_Source(i, s, self.check_probabilities)
+                        for i, s in enumerate(sources)]
         _check_shapes(self.sources)
-        if weights is not None:
-            weights = [float(w) for w in weights]
-            if len(weights) != len(sources) or min(weights) < 0:
-                raise ValueError(
-                    f"`weights` must give one non-negative weight per source "
-                    f"({len(sources)}). Received: weights={weights}."
-                )
-        self.weights = weights
+        self.weights = _check_weights(weights, len(sources))
         self.augment = _check_augment(augment, len(sources))
-        self.seed = int(seed)
-        self.shuffle = bool(shuffle)
+        self.seed = _validate.integer(seed, "seed", low=0)
+        self.shuffle = _checks.flag(shuffle, "shuffle")
         self.replicas = _check_replicas(replicas, self.batch_sizes)
         self._layout = _replica_layout(self.batch_sizes, self.replicas)
         first = self.sources[0]
@@ -120,12 +138,8 @@ class MixedBatches(keras.utils.PyDataset):
                     "pass `steps_per_epoch`."
                 )
             steps_per_epoch = math.ceil(first.length / self.batch_sizes[0])
-        if not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-            raise ValueError(
-                f"`steps_per_epoch` must be a positive integer. Received: "
-                f"steps_per_epoch={steps_per_epoch!r}."
-            )
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch = _validate.integer(
+            steps_per_epoch, "steps_per_epoch", low=1)
         self.epoch = 0
 
     @property
@@ -203,8 +217,9 @@ class MixedBatches(keras.utils.PyDataset):
 class _Source:
     """One source: arrays read by global row position, or a PyDataset."""
 
-    def __init__(self, index, source):
+    def __init__(self, index, source, check_probabilities=True):
         self.index = index
+        self.check_probabilities = check_probabilities
         self.dataset = None
         if isinstance(source, keras.utils.PyDataset):
             self.dataset = source
@@ -219,15 +234,39 @@ class _Source:
                 f"keras.utils.PyDataset. Received: {type(source).__name__}."
             )
         self.arrays = tuple(source) if len(source) == 3 else (*source, None)
-        lengths = [_length(a) for a in self.arrays if a is not None]
-        if len(set(lengths)) != 1:
+        if self.arrays[0] is None or self.arrays[1] is None:
+            raise ValueError(f"Source {index} must be (x, y) with arrays; "
+                             f"found None for x or y.")
+        lengths = [(label, _length(leaf)) for label, leaf in self._leaves()]
+        if len({n for _, n in lengths}) != 1:
+            found = ", ".join(f"{label}: {n}" for label, n in lengths)
             raise ValueError(
-                f"Source {index}: x, y (and sample_weight) must have the same "
-                f"number of rows. Found {lengths}."
+                f"Source {index}: x, y (and sample_weight), and every array "
+                f"in a dict or list of them, must have the same number of "
+                f"rows. Found {found}."
             )
-        if lengths[0] == 0:
+        if lengths[0][1] == 0:
             raise ValueError(f"Source {index} is empty (0 rows).")
-        self.length = lengths[0]
+        self.length = lengths[0][1]
+        self.check_values(self.arrays, "")
+
+    def _leaves(self, arrays=None):
+        arrays = self.arrays if arrays is None else arrays
+        return [pair for name, a in zip(("x", "y", "sample_weight"), arrays)
+                if a is not None for pair in _checks.leaves(a, name)]
+
+    def check_values(self, arrays, where):
+        """Finite inputs and targets, weights >= 0, class probabilities.
+
+        ``where``: words placing ``arrays`` (a PyDataset's batch).
+        """
+        name = f"source {self.index}{where}"
+        for label, leaf in self._leaves(arrays):
+            _checks.finite(leaf, f"{label}` of `{name}", hint=_NAN_HINT)
+            if label.startswith("sample_weight"):
+                _check_nonnegative(leaf, f"{label}` of `{name}")
+            elif label.startswith("y") and self.check_probabilities:
+                _check_probabilities(leaf, f"{label}` of `{name}")
 
     def rows(self, start, count, order, step):
         if self.dataset is not None:
@@ -259,6 +298,7 @@ class _Source:
             batch = tuple(batch) if len(batch) == 3 else (*batch, None)
             if _length(batch[0]) == 0:
                 raise ValueError(f"Source {self.index} gave an empty batch.")
+            self.check_values(batch, f", batch {b}")
             chunks.append(batch)
             have += _length(batch[0])
         merged = tuple(
@@ -271,11 +311,74 @@ class _Source:
                      for m in merged)
 
 
+_NAN_HINT = "Training on them would turn the weights to NaN."
+
+
+def _check_nonnegative(a, name):
+    a = np.asarray(a)
+    if a.dtype.kind in "biuf" and a.size and (a < 0).any():
+        first = int(np.argmax((a < 0).reshape(len(a), -1).any(axis=1)))
+        raise ValueError(
+            f"`{name}` must hold sample weights >= 0. Found "
+            f"{int((a < 0).sum())} negative value(s), the first at row "
+            f"{first}.")
+
+
+def _check_probabilities(y, name):
+    """Targets ``(n, k >= 2)`` of a float type are class probabilities:
+    no negative value, every row summing to 1 within ``PROB_TOL``."""
+    shape = getattr(y, "shape", None)
+    dtype = getattr(y, "dtype", None)
+    if shape is None or len(shape) != 2 or shape[1] < 2 or \
+            np.dtype(dtype).kind != "f":
+        return
+    step = max((64 << 20) // (shape[1] * np.dtype(dtype).itemsize), 1)
+    bad, sums = [], []
+    for start in range(0, shape[0], step):
+        rows = np.asarray(y[start:start + step], dtype=np.float64)
+        total = rows.sum(axis=1)
+        wrong = (rows < 0).any(axis=1) | (np.abs(total - 1) > PROB_TOL)
+        bad.extend((start + np.flatnonzero(wrong)).tolist())
+        sums.extend(total[wrong].tolist())
+    if bad:
+        shown = ", ".join(f"{r} (sum {s:.4g})"
+                          for r, s in zip(bad[:5], sums[:5]))
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise ValueError(
+            f"`{name}` must hold class probabilities (one-hot or soft "
+            f"labels): values >= 0 and each row summing to 1 (within "
+            f"{PROB_TOL:g}). Found {len(bad)} row(s) that do not: "
+            f"{shown}{more}. Normalise them (y / y.sum(axis=1, "
+            f"keepdims=True) after clipping at 0), or pass "
+            f"check_probabilities=False if y is not class probabilities.")
+
+
+def _check_weights(weights, n_sources):
+    """One finite weight >= 0 per source, not all zero; floats or None."""
+    if weights is None:
+        return None
+    if isinstance(weights, (str, bytes)) or not isinstance(
+            weights, (list, tuple, np.ndarray)):
+        raise TypeError(
+            f"`weights` must be a list of one weight per source "
+            f"({n_sources}) or None. Received: weights={weights!r}.")
+    if len(weights) != n_sources:
+        raise ValueError(
+            f"`weights` must give one weight per source ({n_sources}). "
+            f"Received: weights={list(weights)!r}.")
+    values = [_validate.number(w, f"weights[{i}]", low=0,
+                               hint="A weight multiplies the loss of the "
+                                    "source's rows; try 1.0.")
+              for i, w in enumerate(weights)]
+    if not any(values):
+        raise ValueError(
+            f"`weights` must not all be 0 (nothing would be learned). "
+            f"Received: weights={values!r}.")
+    return values
+
+
 def _check_replicas(replicas, batch_sizes):
-    if isinstance(replicas, bool) or not isinstance(
-            replicas, (int, np.integer)) or replicas < 1:
-        raise ValueError(f"`replicas` must be an int >= 1. Received: "
-                         f"replicas={replicas!r}.")
+    replicas = _validate.integer(replicas, "replicas", low=1)
     odd = [f"source {i}: {n}" for i, n in enumerate(batch_sizes)
            if n % replicas]
     if odd:
@@ -302,6 +405,10 @@ def _replica_layout(batch_sizes, replicas):
 def _check_augment(augment, n_sources):
     if augment is None:
         return None
+    if callable(augment) or not isinstance(augment, (list, tuple)):
+        raise TypeError(
+            f"`augment` must be a list with a callable (or None) for each "
+            f"of the {n_sources} sources. Received: augment={augment!r}.")
     augment = list(augment)
     if len(augment) != n_sources or not all(
             a is None or callable(a) for a in augment):
@@ -338,25 +445,29 @@ def _resolve_sizes(n_sources, batch_sizes, fractions, batch_size):
         if fractions is not None:
             raise ValueError("Pass either `batch_sizes` or `fractions` with "
                              "`batch_size`, not both.")
-        sizes = list(batch_sizes)
-        if len(sizes) != n_sources or not all(
-                isinstance(s, (int, np.integer)) and s >= 1 for s in sizes):
+        sizes = _sequence(batch_sizes, "batch_sizes", n_sources)
+        if len(sizes) != n_sources:
             raise ValueError(
                 f"`batch_sizes` must give a positive integer for each of the "
                 f"{n_sources} sources. Received: batch_sizes={sizes}."
             )
-        return [int(s) for s in sizes]
+        return [_validate.integer(s, f"batch_sizes[{i}]", low=1)
+                for i, s in enumerate(sizes)]
     if fractions is None or batch_size is None:
         raise ValueError(
             "Pass `batch_sizes` (rows of each source per batch) or "
             "`fractions` together with `batch_size`."
         )
-    fractions = [float(f) for f in fractions]
-    if len(fractions) != n_sources or min(fractions) <= 0:
+    fractions = _sequence(fractions, "fractions", n_sources)
+    if len(fractions) != n_sources:
         raise ValueError(
             f"`fractions` must give a positive share for each of the "
             f"{n_sources} sources. Received: fractions={fractions}."
         )
+    fractions = [_validate.number(f, f"fractions[{i}]", low=0, high=1,
+                                  low_open=True)
+                 for i, f in enumerate(fractions)]
+    batch_size = _validate.integer(batch_size, "batch_size", low=1)
     if not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
         raise ValueError(
             f"`fractions` must sum to 1. Received: fractions={fractions} "
@@ -373,6 +484,15 @@ def _resolve_sizes(n_sources, batch_sizes, fractions, batch_size):
             f"`batch_sizes`."
         )
     return rounded
+
+
+def _sequence(value, name, n_sources):
+    if isinstance(value, (str, bytes)) or not isinstance(
+            value, (list, tuple, np.ndarray)):
+        raise TypeError(
+            f"`{name}` must be a list with one value for each of the "
+            f"{n_sources} sources. Received: {name}={value!r}.")
+    return list(value)
 
 
 def _fitting_batch(fractions):
