@@ -96,7 +96,14 @@ def run_demo(seed=0, quick=False):
 
     Returns:
         A list of row dicts.
+
+    Raises:
+        TypeError: ``seed`` is not an integer.
+        ValueError: ``seed`` is negative or above 2**32 - 1.
     """
+    from kerasdl import _validate
+
+    _validate.integer(seed, "seed", low=0, high=2 ** 32 - 1)
     rows = []
     for step in STEPS:
         rows.extend(step(seed=seed, quick=quick))

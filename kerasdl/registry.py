@@ -1,4 +1,11 @@
-"""Named builders for the command line (``kerasdl summary NAME``)."""
+"""Named builders for the command line (``kerasdl summary NAME``).
+
+Looking a name up imports nothing heavy: the builder imports its module
+(and keras) when first called, so a bad name or flag is answered at once.
+``count_params`` counts the parameters a build would make without
+allocating them, so that a size the machine cannot hold is refused
+before it is tried.
+"""
 
 import importlib
 
@@ -29,13 +36,30 @@ def _collab_builder(func):
     return build
 
 
+def _image_builder(module, func):
+    def build(shape, classes, **kwargs):
+        return getattr(importlib.import_module(module), func)(
+            shape, classes, **kwargs)
+
+    build.__name__ = func
+    return build
+
+
 def names():
     """The model names ``kerasdl summary`` accepts, sorted."""
     return sorted([*IMAGE_BUILDERS, *COLLAB_BUILDERS])
 
 
+def is_recommender(name):
+    """True for the embedding recommenders (no classes, no head)."""
+    return name in COLLAB_BUILDERS
+
+
 def lookup(name):
     """Returns ``(builder, default_input_shape, default_classes)``.
+
+    ``builder(shape, classes)`` returns the model; ``default_classes`` is
+    ``None`` for a recommender.
 
     Raises:
         ValueError: ``name`` is not a known model.
@@ -47,4 +71,46 @@ def lookup(name):
             f"unknown model {name!r}; expected one of: {', '.join(names())}"
         )
     module, func, shape, classes = IMAGE_BUILDERS[name]
-    return getattr(importlib.import_module(module), func), shape, classes
+    return _image_builder(module, func), shape, classes
+
+
+def count_params(build):
+    """Parameters of the model ``build()`` returns, none of them allocated.
+
+    The model is built with its variables left uninitialised (Keras'
+    deferred initialisation), then the session is cleared so that they
+    never are. Builder checks (such as a minimum image size) still run.
+
+    Example:
+
+    >>> from kerasdl.models import linear_bn
+    >>> count_params(lambda: linear_bn((2 ** 20, 2 ** 20, 3), 10))
+    32985348833302
+
+    Args:
+        build: callable with no arguments returning a keras Model.
+
+    Returns:
+        int. The total parameter count.
+
+    Raises:
+        ValueError: the builder refused its arguments.
+    """
+    import keras
+
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = build()
+            total = sum(_size(w.shape) for w in model.weights)
+    except OverflowError as e:
+        raise ValueError(f"the model is too large to build: {e}") from None
+    finally:
+        keras.backend.clear_session()
+    return total
+
+
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n

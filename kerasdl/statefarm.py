@@ -14,6 +14,7 @@ import time
 import keras
 import numpy as np
 
+from kerasdl import _validate
 from kerasdl.data import augment as augment_lib
 from kerasdl.data.images import image_files
 from kerasdl.data.splits import group_split
@@ -22,6 +23,13 @@ from kerasdl.models import baselines
 from kerasdl.models.surgery import conv_base
 
 CLASSES = tuple(f"c{i}" for i in range(10))
+
+#: Images drawn from the training and validation drivers in quick mode.
+QUICK_TRAIN, QUICK_VALID = 600, 300
+#: Fewest usable images on each side of the driver split.
+MIN_IMAGES = 16
+#: Smallest image side the conv_bn step can take.
+MIN_SIDE = 17
 
 
 class Pipeline:
@@ -40,53 +48,122 @@ class Pipeline:
         quick: bool. A few hundred images and one epoch per step (tests).
         verbose: int. Passed to ``fit``.
         log: callable or None. Called with each step's row when it ends.
+        on_error: ``"raise"`` (default) or ``"skip"``: what to do with an
+            image that cannot be read. Skipped files are listed in
+            ``skipped`` and in the report.
+
+    Raises:
+        ValueError: a bad argument (see ``run_statefarm``).
+        FileNotFoundError: ``data`` has no ``driver_imgs_list.csv``.
     """
 
     def __init__(self, data, out, *, size=(60, 80), val_drivers=5, seed=0,
                  base="scratch", weights=None, quick=False, verbose=0,
-                 log=None):
-        if base not in ("scratch", "vgg16"):
-            raise ValueError(f"`base` must be 'scratch' or 'vgg16'. "
-                             f"Received: base={base!r}.")
-        csv = os.path.join(data, "driver_imgs_list.csv")
-        if not os.path.isfile(csv):
-            raise FileNotFoundError(
-                f"{csv} not found: --data must be the State Farm folder "
-                f"holding driver_imgs_list.csv and train/c0..c9.")
-        self.data, self.out, self.size = data, out, tuple(size)
-        self.val_drivers, self.seed, self.base = val_drivers, seed, base
+                 log=None, on_error="raise"):
+        _validate.choice(base, "base", ("scratch", "vgg16"))
+        _validate.choice(on_error, "on_error", ("raise", "skip"))
+        self.size = _check_size(size)
+        self.seed = _validate.integer(seed, "seed", low=0, high=2 ** 32 - 1)
+        if weights is not None and base != "vgg16":
+            raise ValueError(f"`weights` goes with base='vgg16'. Received: "
+                             f"weights={weights!r} with base={base!r}.")
+        self.table = _read_table(data)
+        self.val_drivers = _check_val_drivers(val_drivers, self.table)
+        self.data, self.out, self.base = data, os.fspath(out), base
         self.weights, self.quick, self.verbose = weights, quick, verbose
-        self.log = log
-        self.rows, self.curves = [], {}
-        os.makedirs(out, exist_ok=True)
+        self.log, self.on_error = log, on_error
+        self.rows, self.curves, self.skipped = [], {}, []
+        self._net = None
+        if os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise ValueError(f"`out` must be a folder, not an existing "
+                             f"file. Received: out={self.out!r}.")
+
+    def check(self):
+        """Checks the models fit the image size and the images fit in
+        memory, before anything is loaded or trained; then creates
+        ``out``.
+
+        Raises:
+            ValueError: an image size too small for a model, or a plan
+                larger than half of the machine's memory.
+        """
+        from kerasdl.commands import check_memory
+        from kerasdl.registry import count_params
+
+        n = min(len(self.table), QUICK_TRAIN + QUICK_VALID) if \
+            self.quick else len(self.table)
+        pixels = self.size[0] * self.size[1] * 3
+        check_memory(n * pixels * 4, f"{n:,} images at size "
+                     f"{self.size[0]}x{self.size[1]} (as float32)",
+                     "pass a smaller `size`")
+        builds = (("conv_bn", lambda: baselines.conv_bn(self._shape(), 10)),
+                  ("deeper_conv_bn", lambda: self._deeper()))
+        for name, build in builds:
+            try:
+                total = count_params(build)
+            except ValueError:
+                raise ValueError(
+                    f"`size` {self.size[0]}x{self.size[1]} is too small for "
+                    f"the {name} step (two 3x3 convolutions, each followed "
+                    f"by a 3x3 pooling); pass at least {MIN_SIDE}x"
+                    f"{MIN_SIDE}.") from None
+            check_memory(total * 4, f"{name} at size {self.size[0]}x"
+                         f"{self.size[1]} ({total:,} parameters)",
+                         "pass a smaller `size`")
+        os.makedirs(self.out, exist_ok=True)
+
+    def prepare_base(self):
+        """Builds the VGG16 base (loading its weights) before training, so
+        that a bad weights file or a failed download is found first."""
+        if self.base == "vgg16" and self._net is None:
+            from kerasdl.models.vgg import vgg16
+
+            self._net = vgg16(self._shape(), include_top=False,
+                              input_dtype="uint8",
+                              weights=self.weights or "imagenet")
 
     # -- data -------------------------------------------------------------
     def load(self):
         """Splits by driver and decodes every image into uint8 arrays."""
         start = time.perf_counter()
-        train_t, valid_t = group_split(
-            os.path.join(self.data, "driver_imgs_list.csv"), "subject",
-            n_groups=self.val_drivers, seed=self.seed)
+        train_t, valid_t = group_split(self.table, "subject",
+                                       n_groups=self.val_drivers,
+                                       seed=self.seed)
         if self.quick:
-            train_t = train_t.sample(600, random_state=self.seed)
-            valid_t = valid_t.sample(300, random_state=self.seed)
+            train_t = train_t.sample(min(QUICK_TRAIN, len(train_t)),
+                                     random_state=self.seed)
+            valid_t = valid_t.sample(min(QUICK_VALID, len(valid_t)),
+                                     random_state=self.seed)
         self.drivers = {"train": list(train_t.attrs["groups"]),
                         "valid": list(valid_t.attrs["groups"])}
-        self.x, self.y = self._read(train_t)
-        self.xv, self.yv = self._read(valid_t)
-        self.valid_ids = valid_t["img"].astype(str).tolist()
+        self.x, self.y, _ = self._read(train_t, "training")
+        self.xv, self.yv, self.valid_ids = self._read(valid_t, "validation")
+        skipped = (f"; {len(self.skipped)} bad image(s) skipped"
+                   if self.skipped else "")
         self._row("load", "images", None, None, start,
                   note=f"{len(self.x)} train images of "
                        f"{len(self.drivers['train'])} drivers, {len(self.xv)} "
-                       f"valid of {', '.join(self.drivers['valid'])}")
+                       f"valid of {', '.join(self.drivers['valid'])}"
+                       f"{skipped}")
 
-    def _read(self, table):
+    def _read(self, table, side):
         paths, names = table_files(table, os.path.join(self.data, "train"))
+        ids = table["img"].astype(str).tolist()
         labels = [CLASSES.index(n) for n in names]
         batches = image_files(paths, labels, class_names=list(CLASSES),
-                              image_size=self.size, batch_size=512)
-        xs, ys = zip(*(batches[i] for i in range(len(batches))))
-        return np.concatenate(xs), np.concatenate(ys).astype("int64")
+                              image_size=self.size, batch_size=512,
+                              on_error=self.on_error)
+        x, y = batches.to_arrays()
+        bad = {p for p, _ in batches.report.skipped}
+        self.skipped += sorted(bad)
+        kept = [i for i, p in zip(ids, paths) if p not in bad]
+        if len(kept) < MIN_IMAGES:
+            raise ValueError(
+                f"The {side} drivers have {len(kept)} usable image(s); the "
+                f"pipeline needs at least {MIN_IMAGES} on each side. Use "
+                f"more images (leave out quick mode) or change "
+                f"`val_drivers`.")
+        return x, np.asarray(y).astype("int64"), kept
 
     # -- steps ------------------------------------------------------------
     def linear_sample(self):
@@ -129,16 +206,13 @@ class Pipeline:
 
         start = time.perf_counter()
         if self.base == "vgg16":
-            from kerasdl.models.vgg import vgg16
-
-            net = vgg16(self._shape(), include_top=False, input_dtype="uint8",
-                        weights=self.weights or "imagenet")
+            self.prepare_base()
+            net = self._net
             layer, desc = "block5_conv3", ("VGG16 " + (
                 f"weights {self.weights}" if self.weights else "ImageNet"))
         else:
             keras.utils.set_random_seed(self.seed)
-            net = baselines.deeper_conv_bn(self._shape(), 10,
-                                           filters=(32, 64, 128), units=256)
+            net = self._deeper()
             trained = self._compile(self._augmented(net), 1e-3)
             self._fit_and_row("base: deeper_conv_bn + augmentation",
                               "deeper_conv_bn", trained, self._epochs(10))
@@ -218,6 +292,10 @@ class Pipeline:
     def _shape(self):
         return (*self.size, 3)
 
+    def _deeper(self):
+        return baselines.deeper_conv_bn(self._shape(), 10,
+                                        filters=(32, 64, 128), units=256)
+
     def _epochs(self, n):
         return 1 if self.quick else n
 
@@ -272,6 +350,67 @@ class Pipeline:
             self.log(row)
 
 
+def _read_table(data):
+    """Reads ``driver_imgs_list.csv`` and checks its columns."""
+    import pandas as pd
+
+    csv = os.path.join(data, "driver_imgs_list.csv")
+    if not os.path.isfile(csv):
+        raise FileNotFoundError(
+            f"{csv} not found: --data must be the State Farm folder "
+            f"holding driver_imgs_list.csv and train/c0..c9.")
+    try:
+        table = pd.read_csv(csv)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{csv} is not a CSV table: "
+                         f"{_first_sentence(e)}") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{csv} is empty.") from None
+    missing = [c for c in ("subject", "classname", "img")
+               if c not in table.columns]
+    if missing:
+        raise ValueError(f"{csv} lacks the column(s) {missing}; it needs "
+                         f"subject, classname and img.")
+    unknown = sorted(set(table["classname"].astype(str)) - set(CLASSES))
+    if unknown:
+        raise ValueError(f"{csv} names classes {unknown[:5]} outside "
+                         f"c0..c9.")
+    if table.empty:
+        raise ValueError(f"{csv} lists no image.")
+    return table
+
+
+def _check_val_drivers(value, table):
+    n = table["subject"].nunique()
+    if n < 2:
+        raise ValueError(
+            f"The data has {n} driver(s); the driver split needs at least "
+            f"2 (one to train on, one to validate on).")
+    return _validate.integer(
+        value, "val_drivers", low=1, high=n - 1,
+        hint=f"The data has {n} drivers; at least one must stay on each "
+             f"side of the split.")
+
+
+def _check_size(size):
+    try:
+        h, w = size
+    except (TypeError, ValueError):
+        raise TypeError(f"`size` must be (height, width). Received: "
+                        f"size={size!r}.") from None
+    return (_validate.integer(h, "size", low=1),
+            _validate.integer(w, "size", low=1))
+
+
+def _first_sentence(error):
+    text = " ".join(str(error).replace("\x1b[1m", "").replace(
+        "\x1b[0m", "").split())
+    head = "Exception encountered when calling "
+    if head in text:
+        text = text.split(".call().", 1)[-1].split("Arguments received")[0]
+    return text.strip()
+
+
 def _log_loss(y, probs):
     p = np.clip(np.asarray(probs, "float64"), 1e-15, 1.0)
     p = p / p.sum(axis=1, keepdims=True)
@@ -280,7 +419,7 @@ def _log_loss(y, probs):
 
 def run_statefarm(data, out, *, size=(60, 80), val_drivers=5, seed=0,
                   base="scratch", weights=None, quick=False, verbose=0,
-                  log=None):
+                  log=None, on_error="raise"):
     """Runs every step and writes the report into ``out``.
 
     ``out`` receives ``report.md``, ``report.json``, ``lr_find.png``,
@@ -295,10 +434,18 @@ def run_statefarm(data, out, *, size=(60, 80), val_drivers=5, seed=0,
 
     Args:
         data, out, size, val_drivers, seed, base, weights, quick, verbose,
-            log: see ``Pipeline``.
+            log, on_error: see ``Pipeline``.
 
     Returns:
         The report as a dict (the content of ``report.json``).
+
+    Raises:
+        ValueError: a bad argument, found before any image is read: an
+            unknown ``base``, a ``val_drivers`` that leaves no driver on a
+            side, a ``size`` too small for the models or too large for the
+            machine's memory, ``out`` an existing file; then a bad image
+            (with ``on_error="raise"``) or too few usable images.
+        FileNotFoundError: ``data`` has no ``driver_imgs_list.csv``.
     """
     from kerasdl import interpret
     from kerasdl.callbacks.lr_finder import lr_find
@@ -309,7 +456,9 @@ def run_statefarm(data, out, *, size=(60, 80), val_drivers=5, seed=0,
     keras.utils.set_random_seed(seed)
     p = Pipeline(data, out, size=size, val_drivers=val_drivers, seed=seed,
                  base=base, weights=weights, quick=quick, verbose=verbose,
-                 log=log)
+                 log=log, on_error=on_error)
+    p.check()
+    p.prepare_base()
     p.load()
     finder_model = p._compile(baselines.linear_bn(p._shape(), 10), 1e-5)
     found = lr_find(finder_model, (p.x, p.y), batch_size=64, seed=seed,
@@ -350,7 +499,7 @@ def run_statefarm(data, out, *, size=(60, 80), val_drivers=5, seed=0,
              "most_confused": [list(t) for t in interpret.most_confused(
                  cm, CLASSES, min_val=1)[:10]],
              "backend": keras.backend.backend(), "seconds": round(total, 1),
-             "quick": quick}
+             "quick": quick, "skipped_images": p.skipped}
     write_report(out, "State Farm distracted drivers", p.rows,
                  summary=summary, extra=extra,
                  images=[("LR finder", "lr_find.png"),

@@ -53,7 +53,7 @@ def _run(*args):
 
 @pytest.mark.parametrize("args,needle", [
     (["--split", "u9"], "unknown split 'u9'"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "0"], "--epochs must be an integer >= 1"),
     (["--model", "svd"], "invalid choice: 'svd'"),
 ])
 def test_user_mistakes_one_line_exit_2(folder, args, needle):

@@ -47,7 +47,7 @@ def test_statefarm_quick_writes_a_complete_report(shared_data, tmp_path,
 @pytest.mark.parametrize("args,needle", [
     (["--size", "60by80"], "--size must be HxW"),
     (["--weights", "w.h5"], "--weights goes with --base vgg16"),
-    (["--val-drivers", "0"], "--val-drivers must be at least 1"),
+    (["--val-drivers", "0"], "--val-drivers must be an integer >= 1"),
 ])
 def test_statefarm_bad_arguments(args, needle, tmp_path, capsys):
     assert cli.main(["statefarm", "--data", str(tmp_path), *args]) == 2

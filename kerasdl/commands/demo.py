@@ -1,5 +1,6 @@
 """``kerasdl demo``: the main job on the bundled sample, as a table."""
 
+from kerasdl import commands
 from kerasdl.commands import print_json
 
 
@@ -16,21 +17,26 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true",
                    help="print one JSON line per row instead of the table")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args):
+    commands.seed(args.seed)
+
     import keras
 
     from kerasdl.demo import format_table
     from kerasdl.demo import run_demo
 
     if not args.json:
-        print(f"kerasdl demo on Keras {keras.__version__}, backend "
-              f"{keras.backend.backend()}", flush=True)
+        with commands.printing():
+            print(f"kerasdl demo on Keras {keras.__version__}, backend "
+                  f"{keras.backend.backend()}", flush=True)
     rows = run_demo(seed=args.seed, quick=args.quick)
     if args.json:
         for row in rows:
             print_json(row)
     else:
-        print(format_table(rows))
+        with commands.printing():
+            print(format_table(rows))
     return 0

@@ -1,5 +1,9 @@
 """``kerasdl movielens``: train a recommender on a named split, print RMSE."""
 
+import math
+
+from kerasdl import _validate
+from kerasdl import commands
 from kerasdl.commands import print_json
 
 _MODELS = ("dot", "dot_bias", "dot_bias8", "nn", "gibbs", "best_trained",
@@ -38,18 +42,24 @@ def add_parser(sub):
                         "factors' principal components and recommendations")
     p.add_argument("--plot", metavar="PNG",
                    help="save a scatter plot of the item factors here")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out rating rows that cannot be read (they "
+                        "are counted in skipped_rows) instead of stopping "
+                        "at the first")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON line per split part")
+                   help="print one JSON line per split part (valid JSON: "
+                        "a figure that is not a number is null and named "
+                        "in not_finite, and the exit code is 1)")
     p.set_defaults(func=run)
+    return p
 
 
-def run(args):
+def _check_flags(args):
     from kerasdl.cli import UsageError
-    from kerasdl.collab import splits
-    from kerasdl.data.ratings import read_movielens
 
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1; got {args.epochs}")
+    if args.epochs is not None:
+        _validate.integer(args.epochs, "--epochs", low=1)
+    commands.seed(args.seed)
     if args.fit == "gibbs" and args.model != "dot_bias":
         raise UsageError(f"--fit gibbs samples the dot_bias model; use "
                          f"--model dot_bias (got --model {args.model})")
@@ -60,9 +70,34 @@ def run(args):
     if args.fit == "gibbs" and args.epochs is not None:
         raise UsageError("--epochs does not apply to --fit gibbs (it runs "
                          "50 burn-in sweeps and averages 250 samples)")
-    data = read_movielens(args.data)
+    if args.plot is not None:
+        commands.output_path(args.plot, "--plot")
+
+
+def _check_split(data, split):
+    """Reads the split's parts; refuses one with no training or test
+    ratings (its RMSE would not be a number)."""
+    from kerasdl.cli import UsageError
+    from kerasdl.collab.splits import get_splits
+
+    for part in get_splits(data, split):
+        for side, frame in (("training", part.train), ("test", part.test)):
+            if len(frame) == 0:
+                raise UsageError(
+                    f"--split {split} leaves no {side} ratings in part "
+                    f"{part.name} of the {len(data.ratings):,} ratings in "
+                    f"{data.path}; use more ratings or another --split")
+
+
+def run(args):
+    from kerasdl.cli import ResultError
+    from kerasdl.data.ratings import read_movielens
+
+    _check_flags(args)
+    data = read_movielens(args.data,
+                          on_bad="skip" if args.skip_bad else "raise")
     split = args.split or ("u1" if data.format == "ml-100k" else "lesson")
-    splits.parse_split(split)  # a bad name fails before any training
+    _check_split(data, split)  # before any training
 
     from kerasdl.collab.evaluate import run_split
     from kerasdl.collab.evaluate import summarize
@@ -72,28 +107,42 @@ def run(args):
                             seed=args.seed)
     for row in rows:
         row.update(data=data.format, skipped_rows=data.skipped)
-        if args.json:
-            print_json(row)
-        else:
-            print(f"{data.format} split {row['split']}: RMSE "
-                  f"{row['rmse']:.4f}  MAE {row['mae']:.4f}  (recipe "
-                  f"{row['recipe']}, {row['train']:,} train / "
-                  f"{row['n']:,} test ratings, {row['fallback']} test "
-                  f"pairs unseen in training predicted by the mean; "
-                  f"{row['seconds']:.1f} s; {row['note']})")
+        _print_row(row, data, args)
     if len(rows) > 1:
         summary = summarize(rows)
         if args.json:
             print_json({**summary, "recipe": rows[0]["recipe"],
                         "data": data.format})
         else:
-            print(f"{data.format} split {split}: mean RMSE "
-                  f"{summary['rmse']:.4f} (from {summary['rmse_min']:.4f} "
-                  f"to {summary['rmse_max']:.4f}), mean MAE "
-                  f"{summary['mae']:.4f}")
+            with commands.printing():
+                print(f"{data.format} split {split}: mean RMSE "
+                      f"{summary['rmse']:.4f} (from "
+                      f"{summary['rmse_min']:.4f} to "
+                      f"{summary['rmse_max']:.4f}), mean MAE "
+                      f"{summary['mae']:.4f}")
+    bad = [f"{r['split']} {k}" for r in rows for k in ("rmse", "mae")
+           if not math.isfinite(r[k])]
+    if bad:
+        raise ResultError(f"training gave no usable model: "
+                          f"{', '.join(bad)} not a number (the loss "
+                          f"diverged); try fewer --epochs or another "
+                          f"--seed")
     if args.analysis or args.plot:
         _analysis(model, rows, data, args)
     return 0
+
+
+def _print_row(row, data, args):
+    if args.json:
+        print_json(row)
+        return
+    with commands.printing():
+        print(f"{data.format} split {row['split']}: RMSE "
+              f"{row['rmse']:.4f}  MAE {row['mae']:.4f}  (recipe "
+              f"{row['recipe']}, {row['train']:,} train / "
+              f"{row['n']:,} test ratings, {row['fallback']} test "
+              f"pairs unseen in training predicted by the mean; "
+              f"{row['seconds']:.1f} s; {row['note']})")
 
 
 def _analysis(model, rows, data, args):
@@ -113,11 +162,17 @@ def _analysis(model, rows, data, args):
     out["recommend_user"] = int(user)
     out["recommend"] = analysis.recommend(model, user, data.ratings, k=5)
     if args.plot:
-        out["plot"] = analysis.plot_factors(pca, args.plot,
-                                            components=(0, 1))
+        with commands.writing(args.plot, "--plot"):
+            out["plot"] = analysis.plot_factors(pca, args.plot,
+                                                components=(0, 1))
     if args.json:
         print_json({"analysis": out})
         return
+    with commands.printing():
+        _print_analysis(out, has_bias, user, args)
+
+
+def _print_analysis(out, has_bias, user, args):
     if has_bias:
         print("lowest item biases:  " + "; ".join(t for t, _ in out[
             "bias_lowest"][:5]))

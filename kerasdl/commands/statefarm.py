@@ -1,5 +1,6 @@
 """``kerasdl statefarm``: the course's State Farm pipeline on real images."""
 
+from kerasdl import commands
 from kerasdl.commands import print_json
 
 
@@ -28,10 +29,15 @@ def add_parser(sub):
     p.add_argument("--weights", metavar="PATH",
                    help="VGG16 weights file (default: ImageNet, online)")
     p.add_argument("--quick", action="store_true",
-                   help="a few hundred images, one epoch per step")
+                   help="at most 600 training and 300 validation images, "
+                        "one epoch per step")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out images that cannot be read (listed in "
+                        "the report) instead of stopping at the first")
     p.add_argument("--json", action="store_true",
                    help="print the report as one JSON line")
     p.set_defaults(func=run)
+    return p
 
 
 def _progress(row):
@@ -40,32 +46,50 @@ def _progress(row):
     print(f"[{row['seconds']:>6.1f} s] {row['step']}{acc}", flush=True)
 
 
-def run(args):
+def _size(text):
     from kerasdl.cli import UsageError
 
-    parts = args.size.lower().split("x")
+    parts = text.lower().split("x")
     if len(parts) != 2 or not all(s.isdigit() and int(s) > 0 for s in parts):
         raise UsageError(f"--size must be HxW such as 60x80; got "
-                         f"{args.size!r}")
-    if args.weights and args.base != "vgg16":
+                         f"{text!r}")
+    return tuple(int(s) for s in parts)
+
+
+def _check(args):
+    """Checks every flag and file; returns the ``Pipeline`` arguments."""
+    from kerasdl import _validate
+    from kerasdl.cli import UsageError
+
+    size = _size(args.size)
+    if args.weights is not None and args.base != "vgg16":
         raise UsageError("--weights goes with --base vgg16")
-    if args.val_drivers < 1:
-        raise UsageError(f"--val-drivers must be at least 1; got "
-                         f"{args.val_drivers}")
+    if args.weights is not None:
+        commands.input_file(args.weights, "--weights")
+    _validate.integer(args.val_drivers, "--val-drivers", low=1)
+    commands.seed(args.seed)
+    commands.output_folder(args.out, "--out")
+    return dict(size=size, val_drivers=args.val_drivers, seed=args.seed,
+                base=args.base, weights=args.weights, quick=args.quick,
+                on_error="skip" if args.skip_bad else "raise")
+
+
+def run(args):
+    options = _check(args)
+
     from kerasdl.statefarm import run_statefarm
 
-    report = run_statefarm(args.data, args.out,
-                           size=tuple(int(s) for s in parts),
-                           val_drivers=args.val_drivers, seed=args.seed,
-                           base=args.base, weights=args.weights,
-                           quick=args.quick, verbose=0,
-                           log=None if args.json else _progress)
+    with commands.writing(args.out, "--out"):
+        report = run_statefarm(args.data, args.out, verbose=0,
+                               log=None if args.json else _progress,
+                               **options)
     if args.json:
         print_json(report)
     else:
         from kerasdl.report import markdown_table
 
-        print("\n".join(report["summary"]))
-        print(markdown_table(report["rows"]))
-        print(f"report: {args.out}/report.md")
+        with commands.printing():
+            print("\n".join(report["summary"]))
+            print(markdown_table(report["rows"]))
+            print(f"report: {args.out}/report.md")
     return 0
