@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from kerasdl import _validate
 from kerasdl.collab import splits as _splits
 from kerasdl.collab import train as _train
 
@@ -41,14 +42,18 @@ def run_split(data, split, recipe="dot_bias", *, epochs=None, seed=0,
         ``seconds``; plus the ``CollabModel`` of the last part.
 
     Raises:
-        ValueError: an unknown split or recipe, or ``epochs < 1``.
+        TypeError: ``epochs``, ``seed`` or ``steps_per_execution`` is not
+            an integer.
+        ValueError: an unknown split or recipe, ``epochs < 1``,
+            ``seed < 0`` or ``steps_per_execution < 1``.
     """
+    if epochs is not None:
+        _validate.integer(epochs, "epochs", low=1)
+    _validate.integer(seed, "seed", low=0)
+    _validate.integer(steps_per_execution, "steps_per_execution", low=1)
     name = recipe if isinstance(recipe, str) else "custom"
     recipes = _train.recipe(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None:
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"`epochs` must be a positive integer. "
-                             f"Received: epochs={epochs!r}.")
         recipes = tuple(dataclasses.replace(r, epochs=epochs)
                         for r in recipes)
     users, items = _train.make_encoders(data.ratings)
@@ -67,7 +72,25 @@ def run_split(data, split, recipe="dot_bias", *, epochs=None, seed=0,
 
 
 def summarize(rows):
-    """Mean and spread of RMSE over several parts (for 5-fold)."""
+    """Mean and spread of RMSE over several parts (for 5-fold).
+
+    Args:
+        rows: list of dicts from ``run_split``, at least one.
+
+    Returns:
+        A dict with ``split`` (the parts' names joined by ``+``), ``rmse``
+        (mean), ``rmse_min``, ``rmse_max`` and ``mae`` (mean).
+
+    Raises:
+        ValueError: no rows, or a row whose score is not a finite number.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("`rows` must hold at least one scored part (from "
+                         "run_split). Received: rows=[].")
+    for key in ("rmse", "mae"):
+        _validate.finite_array(np.array([r[key] for r in rows], float),
+                               f"rows' {key}")
     rmse = np.array([r["rmse"] for r in rows])
     mae = np.array([r["mae"] for r in rows])
     return {"split": "+".join(r["split"] for r in rows),

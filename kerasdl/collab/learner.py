@@ -9,6 +9,8 @@ was seen, else the item's when the item was seen, else the overall mean).
 
 import numpy as np
 
+from kerasdl import _validate
+
 _UNKNOWN = ("raise", "mean")
 
 
@@ -46,26 +48,28 @@ class CollabModel:
         user_means: dict raw user id -> mean training rating (for the
             fallback; users left out fall back to ``mean``).
         item_means: dict raw item id -> mean training rating.
+
+    Raises:
+        TypeError: a weight, ``mean`` or a bound of ``rating_range`` that
+            is not a number.
+        ValueError: no models, weights that are not one finite number
+            >= 0 per model (not all 0), a ``mean`` that is NaN or
+            infinite, or a ``rating_range`` that is not ``(low, high)``
+            with ``low < high``.
     """
 
     def __init__(self, models, users, items, *, seen_users, seen_items,
                  mean, rating_range, titles=None, weights=None,
                  user_means=None, item_means=None):
         self.models = list(models)
-        weights = [1.0] * len(self.models) if weights is None else weights
-        if len(weights) != len(self.models) or min(weights) < 0 or not (
-                sum(weights) > 0):
-            raise ValueError(
-                f"`weights` must be one non-negative number per model "
-                f"({len(self.models)}), not all 0. Received: {weights!r}.")
-        self.weights = [w / sum(weights) for w in weights]
+        self.weights = _weights(weights, len(self.models))
         self.users, self.items = users, items
         self.seen_users = np.zeros(len(users), bool)
         self.seen_users[users.encode(np.unique(seen_users))] = True
         self.seen_items = np.zeros(len(items), bool)
         self.seen_items[items.encode(np.unique(seen_items))] = True
-        self.mean = float(mean)
-        self.rating_range = tuple(rating_range)
+        self.mean = _validate.number(mean, "mean")
+        self.rating_range = _rating_range(rating_range)
         self.titles = dict(titles or {})
         self.user_means = {} if user_means is None else dict(user_means)
         self.item_means = {} if item_means is None else dict(item_means)
@@ -101,13 +105,9 @@ class CollabModel:
             ValueError: unseen ids with ``unknown="raise"``, or lengths
                 that differ.
         """
-        if unknown not in _UNKNOWN:
-            raise ValueError(f"`unknown` must be one of {_UNKNOWN}. "
-                             f"Received: unknown={unknown!r}.")
+        _validate.choice(unknown, "unknown", _UNKNOWN)
         users, items = np.asarray(users).ravel(), np.asarray(items).ravel()
-        if len(users) != len(items):
-            raise ValueError(f"users and items must have the same length; "
-                             f"got {len(users)} and {len(items)}.")
+        _validate.same_length("users", users, "items", items)
         u = self.users.encode(users, unknown="mark")
         i = self.items.encode(items, unknown="mark")
         known = (u >= 0) & (i >= 0)
@@ -144,7 +144,17 @@ class CollabModel:
 
         Returns:
             A dict with ``rmse``, ``mae``, ``n`` and ``fallback``.
+
+        Raises:
+            ValueError: no ratings (the scores would be NaN), or ratings
+                that are NaN or infinite.
         """
+        if len(ratings) == 0:
+            raise ValueError(
+                "`ratings` holds no ratings, so there is nothing to score "
+                "(RMSE and MAE would be NaN). Pass a non-empty test set.")
+        _validate.finite_array(ratings["rating"].to_numpy(np.float64),
+                               "ratings['rating']")
         users = ratings["user"].to_numpy()
         items = ratings["item"].to_numpy()
         pred = self.predict(users, items, unknown="mean")
@@ -156,3 +166,37 @@ class CollabModel:
         return {"rmse": float(np.sqrt(np.mean(err ** 2))),
                 "mae": float(np.mean(np.abs(err))), "n": int(len(err)),
                 "fallback": int((~seen).sum())}
+
+
+def _weights(weights, n):
+    """One finite weight >= 0 per model, normalised to sum to 1."""
+    if n == 0:
+        raise ValueError("`models` must hold at least one trained model. "
+                         "Received: models=[].")
+    if weights is None:
+        return [1.0 / n] * n
+    weights = list(weights)
+    if len(weights) != n:
+        raise ValueError(f"`weights` must hold one number per model ({n}). "
+                         f"Received {len(weights)}: weights={weights!r}.")
+    for j, w in enumerate(weights):
+        _validate.number(w, f"weights[{j}]", low=0)
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError(f"`weights` must not all be 0. Received: "
+                         f"weights={weights!r}.")
+    return [float(w) / total for w in weights]
+
+
+def _rating_range(rating_range):
+    """``(low, high)``: two finite numbers with ``low < high``."""
+    try:
+        low, high = rating_range
+    except (TypeError, ValueError):
+        raise ValueError(f"`rating_range` must be (low, high), such as "
+                         f"(1.0, 5.0). Received: rating_range="
+                         f"{rating_range!r}.") from None
+    low = _validate.number(low, "rating_range[0]")
+    high = _validate.number(high, "rating_range[1]", low=low,
+                            low_open=True)
+    return low, high

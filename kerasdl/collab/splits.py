@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from kerasdl import _validate
 from kerasdl.data import ratings as _ratings
 
 FOLD_SIZE = 20_000  # ml-100k's mku.sh: five consecutive blocks of u.data
@@ -101,16 +102,30 @@ def random_split(ratings, seed, train_fraction=0.8):
 
     Args:
         ratings: DataFrame of ratings.
-        seed: int. Seed of ``numpy.random.default_rng``.
+        seed: int >= 0. Seed of ``numpy.random.default_rng``.
         train_fraction: float in (0, 1). Defaults to 0.8.
 
     Returns:
-        ``(train, test)`` DataFrames.
+        ``(train, test)`` DataFrames, neither empty.
+
+    Raises:
+        TypeError: ``seed`` is not an integer.
+        ValueError: a bad ``seed`` or ``train_fraction``, or a draw that
+            leaves the training or the test part empty (too few ratings:
+            a score on no ratings would be NaN).
     """
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"`train_fraction` must be in (0, 1). Received: "
-                         f"{train_fraction!r}.")
+    _validate.integer(seed, "seed", low=0)
+    _validate.fraction(train_fraction, "train_fraction")
     mask = np.random.default_rng(seed).random(len(ratings)) < train_fraction
+    for part, n in (("training", int(mask.sum())),
+                    ("test", int((~mask).sum()))):
+        if n == 0:
+            raise ValueError(
+                f"the random split random:{seed} of {len(ratings)} "
+                f"rating(s) left the {part} part empty, so there is "
+                f"nothing to {'train on' if part == 'training' else 'score'}"
+                f". Use more ratings (a random split sends each one to "
+                f"training with probability {train_fraction:g}).")
     return (ratings[mask].reset_index(drop=True),
             ratings[~mask].reset_index(drop=True))
 

@@ -6,9 +6,12 @@ Nothing here downloads at import time. Files are read with
 
 import gzip
 import os
+import re
 import sys
 
 import numpy as np
+
+from kerasdl import _validate
 
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -157,9 +160,9 @@ def fetch(name, cache_dir=None):
         ConnectionError: the download failed (offline); the message says to
             pass ``--data`` with a folder instead.
     """
-    if name not in MOVIELENS:
-        raise ValueError(f"unknown data set {name!r}; expected one of "
-                         f"{', '.join(sorted(MOVIELENS))}.")
+    _validate.choice(name, "name", tuple(sorted(MOVIELENS)),
+                     hint="These are the MovieLens data sets kerasdl "
+                          "knows.")
     import keras
 
     url, md5 = MOVIELENS[name]
@@ -168,8 +171,7 @@ def fetch(name, cache_dir=None):
             side = keras.utils.get_file(f"{name}.zip.md5", url + ".md5",
                                         cache_dir=cache_dir,
                                         force_download=True)
-            with open(side) as f:
-                md5 = f.read().split()[-1].lower()
+            md5 = _published_md5(side, url + ".md5")
         folder = keras.utils.get_file(
             f"{name}.zip", url, file_hash=md5, hash_algorithm="md5",
             extract=True, cache_dir=cache_dir)
@@ -182,3 +184,19 @@ def fetch(name, cache_dir=None):
         ) from None
     inner = os.path.join(folder, name)
     return inner if os.path.isdir(inner) else folder
+
+
+def _published_md5(path, url):
+    """The md5 in a published ``.md5`` file (``MD5 (f) = HEX`` or
+    ``HEX  f``); refuses a file holding no 32-digit hex digest."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read(4096)
+    found = re.findall(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])",
+                       text)
+    if len(set(d.lower() for d in found)) != 1:
+        raise ValueError(
+            f"the checksum file {url} (saved as {path!r}) holds "
+            f"{'no' if not found else 'more than one'} md5 digest: "
+            f"{text[:80]!r}. The download cannot be checked; try again "
+            f"later or pass --data DIR with an extracted copy.")
+    return found[0].lower()
