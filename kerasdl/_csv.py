@@ -3,9 +3,10 @@
 ``write_csv`` writes rows with Python's ``csv`` module, quoting any field
 that holds a comma, a quote or a line break, so that any CSV reader
 (``csv``, pandas) reads back exactly the rows written. The file appears
-complete or not at all: the rows go to a temporary file in the same
-folder, which is flushed to disk and then renamed over the target. It is
-created with the normal mode of a new file (``0o666`` less the umask).
+complete or not at all (``kerasdl._files.atomic_path``: a temporary file
+in the same folder, synced to disk, then renamed over the target), with
+the mode of the file it replaces or, for a new file, ``0o666`` less the
+umask.
 
 ``read_text`` decodes a file as UTF-8, or as latin-1 only when the bytes
 are not valid UTF-8; ``read_records`` cuts the text into fields, keeping
@@ -23,14 +24,14 @@ Example:
 [['id', 'name'], ['1', 'a, b'], ['2', 'say "hi" now']]
 """
 
-import contextlib
 import csv
 import gzip
 import io
 import os
-import secrets
 
 import numpy as np
+
+from kerasdl import _files
 
 
 class _LineFormatter:
@@ -126,40 +127,18 @@ def _gzip(data, name):
 def write_bytes(path, data):
     """Writes ``data`` to ``path`` so that it is complete or absent.
 
-    The temporary file sits in the target's folder, is created with mode
-    ``0o666`` less the umask (the mode any new file gets), is synced to
-    disk, and is renamed over ``path``. On any error it is removed and
-    ``path`` is untouched.
+    Goes through ``kerasdl._files.atomic_path``: a temporary file beside
+    the target, with the mode of the file it replaces (or the one the
+    umask gives a new file), synced to disk and renamed over ``path``. On
+    any error it is removed and ``path`` is untouched.
 
     Args:
         path: str. The destination.
         data: bytes.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}."
-                               f"{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with _files.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    _sync_folder(folder)
-
-
-def _sync_folder(folder):
-    """Makes the rename durable where the platform allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def read_text(path):

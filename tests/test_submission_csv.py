@@ -63,13 +63,17 @@ def test_file_mode_follows_umask_and_no_temp_is_left(tmp_path):
                              ["p", "q"])
             assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
         os.umask(0o027)
-        write_submission(tmp_path / "a.csv", ["x"], [[0.5, 0.5]],
+        write_submission(tmp_path / "b.csv", ["x"], [[0.5, 0.5]],
                          ["p", "q"])
-        assert stat.S_IMODE(os.stat(tmp_path / "a.csv").st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(tmp_path / "b.csv").st_mode) == 0o640
+        os.chmod(tmp_path / "a.csv", 0o664)  # a rewrite keeps the mode
+        write_submission(tmp_path / "a.csv", ["y"], [[0.5, 0.5]],
+                         ["p", "q"])
+        assert stat.S_IMODE(os.stat(tmp_path / "a.csv").st_mode) == 0o664
     finally:
         os.umask(old)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv",
-                                                          "a.csv.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.csv", "a.csv.gz", "b.csv"]
 
 
 def test_gzip_names_the_target_and_is_reproducible(tmp_path):
@@ -153,7 +157,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     def fail(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_csv.os, "fsync", fail)
+    monkeypatch.setattr(os, "fsync", fail)
     with pytest.raises(OSError, match="No space left"):
         write_submission(path, ["b"], [[0.2, 0.8]], ["x", "y"])
     assert path.read_bytes() == before

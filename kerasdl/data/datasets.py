@@ -5,6 +5,7 @@ Nothing here downloads at import time. Files are read with
 """
 
 import gzip
+import math
 import os
 import re
 import sys
@@ -109,7 +110,7 @@ def read_idx(path):
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big")
             for i in range(ndim)]
-    expected = 4 + 4 * ndim + int(np.prod(dims))
+    expected = 4 + 4 * ndim + math.prod(dims)
     if len(data) != expected:
         raise ValueError(
             f"{path!r} is truncated or padded: header says {dims} "

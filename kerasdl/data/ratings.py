@@ -271,9 +271,7 @@ class IdEncoder:
         Returns:
             A numpy int32 array shaped like ``ids``.
         """
-        if unknown not in ("raise", "mark"):
-            raise ValueError(f"`unknown` must be 'raise' or 'mark'. "
-                             f"Received: unknown={unknown!r}.")
+        _validate.choice(unknown, "unknown", ("raise", "mark"))
         ids = np.asarray(ids)
         idx = self._index.get_indexer(ids.ravel()).reshape(ids.shape)
         if unknown == "raise" and (idx < 0).any():
