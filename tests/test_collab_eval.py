@@ -221,3 +221,44 @@ def test_demo_step_says_the_sample_is_generated():
     assert "GENERATED" in row["note"]
     baseline = float(row["note"].rsplit("RMSE ", 1)[1])
     assert row["value"] < 0.95 * baseline
+
+
+@pytest.mark.parametrize("k,error", [(-1, ValueError), (0, ValueError),
+                                     (2.5, TypeError), (True, TypeError),
+                                     ("5", TypeError)])
+def test_recommend_refuses_a_bad_k(k, error):
+    model = _tiny_model()
+    rated = pd.DataFrame({"user": [1], "item": [10], "rating": [5.0]})
+    with pytest.raises(error, match=rf"`k` must be an integer >= 1\. "
+                                    rf"Received: k={k!r}"):
+        analysis.recommend(model, 1, rated, k=k)
+    assert len(analysis.recommend(model, 1, rated, k=1)) == 1
+
+
+def test_analysis_arguments_checked_at_the_entry(tmp_path):
+    model = _tiny_model()
+    ratings = pd.DataFrame({"user": [1, 2, 2], "item": [10, 20, 30],
+                            "rating": 3.0})
+    with pytest.raises(ValueError, match="`top_n` must be an integer >= 1"):
+        analysis.bias_ranking(model, ratings, top_n=0)
+    with pytest.raises(ValueError, match="`k` must be an integer >= 1"):
+        analysis.bias_ranking(model, ratings, k=-3)
+    with pytest.raises(ValueError, match="`n_components` must be an integer"):
+        analysis.factor_pca(model, ratings, top_n=3, n_components=0)
+    with pytest.raises(TypeError, match="`n` must be an integer"):
+        analysis.most_rated(ratings, 2.5)
+    with pytest.raises(ValueError, match=r"columns \['user', 'item'\]"):
+        analysis.recommend(model, 1, ratings[["item"]])
+    with pytest.raises(TypeError, match="must be a CollabModel"):
+        analysis.recommend(model.models[0], 1, ratings)
+    pca = analysis.factor_pca(model, ratings, top_n=3, n_components=2)
+    with pytest.raises(ValueError, match="a file name, not a folder"):
+        analysis.plot_factors(pca, str(tmp_path))
+    with pytest.raises(ValueError, match="in a folder that exists"):
+        analysis.plot_factors(pca, str(tmp_path / "no" / "f.png"))
+    with pytest.raises(ValueError, match="two different components"):
+        analysis.plot_factors(pca, str(tmp_path / "f.png"), components=(1, 1))
+    with pytest.raises(ValueError, match=r"`components\[1\]` must be an "
+                                         r"integer >= 0 and <= 1"):
+        analysis.plot_factors(pca, str(tmp_path / "f.png"), components=(0, 2))
+    assert list(tmp_path.iterdir()) == []
