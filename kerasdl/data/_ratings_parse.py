@@ -97,8 +97,9 @@ class _Table:
             where, expected = columns
             ok = lens == expected
         self.problem = np.full(n, "", object)
-        self.problem[~ok] = [f"{m} fields, expected {expected}"
-                             for m in lens[~ok]]
+        self.problem[~ok] = [
+            f"{m} field{'' if m == 1 else 's'}, expected {expected}"
+            for m in lens[~ok]]
         good = rows if ok.all() else [rows[j] for j in np.flatnonzero(ok)]
         if (lens[ok] == 3).any():
             good = [r if len(r) > 3 else r + [""] for r in good]
