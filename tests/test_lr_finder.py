@@ -323,3 +323,21 @@ def test_arrays_copied_or_gathered_per_batch_give_the_same_sweep(
     np.testing.assert_allclose(results[0].losses, results[1].losses,
                                rtol=1e-6)
     assert len(results[0].losses) == 30
+
+
+def test_save_plot_refuses_a_folder_and_writes_whole_files(tmp_path):
+    lrs = np.logspace(-5, 0, 40)
+    loss = (np.log10(lrs) + 3) ** 2
+    result = LRFindResult(lrs, loss, loss, 40, "num_it")
+    with pytest.raises(ValueError, match="`path` must be a file name, not "
+                                         "a folder"):
+        result.save_plot(tmp_path)
+    with pytest.raises(ValueError, match="skip_end=-1"):
+        result.plot(skip_end=-1)
+    target = tmp_path / "lr.png"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    assert result.save_plot(target) == target
+    assert target.read_bytes()[:4] == b"\x89PNG"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.png"]

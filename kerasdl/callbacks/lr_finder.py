@@ -11,13 +11,13 @@ included) and the learning rate are restored exactly afterwards.
 
 import math
 import os
-import tempfile
 import threading
 
 import keras
 import numpy as np
 
 from kerasdl import _backend
+from kerasdl import _files
 from kerasdl import _validate
 from kerasdl.callbacks import _checks
 from kerasdl.callbacks import _hyper
@@ -235,11 +235,16 @@ class LRFindResult:
     def plot(self, skip_end=5):
         """Smoothed loss against the rate (log scale), with suggestions.
 
+        Args:
+            skip_end: int. Last points left out (they often shoot up).
+                Defaults to 5.
+
         Returns:
             A ``matplotlib.figure.Figure`` (no window is opened).
         """
         from matplotlib.figure import Figure
 
+        skip_end = _validate.integer(skip_end, "skip_end", low=0)
         fig = Figure(figsize=(6, 4))
         ax = fig.add_subplot()
         end = len(self.lrs) - skip_end if len(self.lrs) > skip_end else None
@@ -256,21 +261,25 @@ class LRFindResult:
         return fig
 
     def save_plot(self, path):
-        """Writes ``plot()`` as a PNG (complete or not at all).
+        """Writes ``plot()`` as a PNG (complete or not at all), creating
+        its folder when missing.
 
         Returns:
             ``path``.
+
+        Raises:
+            ValueError: ``path`` is a folder, or its folder is not
+                writable.
         """
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                self.plot().savefig(f, format="png", dpi=100)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        name = os.fspath(path)
+        if not os.path.isdir(name):
+            os.makedirs(os.path.dirname(os.path.abspath(name)),
+                        exist_ok=True)
+        _validate.output_file(name, "path")
+        figure = self.plot()
+        with _files.atomic_path(name) as tmp:
+            with open(tmp, "wb") as f:
+                figure.savefig(f, format="png", dpi=100)
         return path
 
 

@@ -6,11 +6,9 @@ first Keras model (the factor spaces of several models are not aligned, so
 they are never averaged); recommendations use the whole ensemble.
 """
 
-import os
-import tempfile
-
 import numpy as np
 
+from kerasdl import _files
 from kerasdl import _validate
 from kerasdl.collab.learner import CollabModel
 
@@ -200,16 +198,12 @@ def plot_factors(pca, path, *, components=(0, 1), n=50):
         ax.annotate(title, (x, y), fontsize=7)
     ax.set_xlabel(f"component {a + 1}")
     ax.set_ylabel(f"component {b + 1}")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
+        with _files.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                fig.savefig(f, format="png", dpi=80)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
