@@ -236,6 +236,7 @@ def unfreeze(model):
     Args:
         model: a ``keras.Model``.
     """
+    _check_model(model, "unfreeze")
     model.trainable = True
     for layer in [*model.layers, *_sublayers(model)]:
         layer.trainable = True

@@ -71,7 +71,7 @@ def test_spread_lr_like_fastai():
         [1e-4, 1e-3, 1e-2])
     assert spread_lr(slice(1e-2), 3) == pytest.approx([1e-3, 1e-3, 1e-2])
     assert spread_lr(0.1, 2) == [0.1, 0.1]
-    with pytest.raises(ValueError, match="Expected 3 learning rates"):
+    with pytest.raises(ValueError, match="expected 3 learning rates"):
         spread_lr([0.1, 0.2], 3)
 
 
