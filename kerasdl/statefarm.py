@@ -80,8 +80,7 @@ class Pipeline:
 
     def check(self):
         """Checks the models fit the image size and the images fit in
-        memory, before anything is loaded or trained; then creates
-        ``out``.
+        memory, before anything is loaded or trained.
 
         Raises:
             ValueError: an image size too small for a model, or a plan
@@ -110,7 +109,6 @@ class Pipeline:
             check_memory(total * 4, f"{name} at size {self.size[0]}x"
                          f"{self.size[1]} ({total:,} parameters)",
                          "pass a smaller `size`")
-        os.makedirs(self.out, exist_ok=True)
 
     def prepare_base(self):
         """Builds the VGG16 base (loading its weights) before training, so
@@ -118,13 +116,22 @@ class Pipeline:
         if self.base == "vgg16" and self._net is None:
             from kerasdl.models.vgg import vgg16
 
-            self._net = vgg16(self._shape(), include_top=False,
-                              input_dtype="uint8",
-                              weights=self.weights or "imagenet")
+            try:
+                self._net = vgg16(self._shape(), include_top=False,
+                                  input_dtype="uint8",
+                                  weights=self.weights or "imagenet")
+            except OSError as e:
+                if self.weights is None:
+                    raise
+                raise ValueError(
+                    f"`weights` {self.weights!r} could not be loaded into "
+                    f"VGG16: {' '.join(str(e).split())}. Pass a weights "
+                    f"file saved by model.save_weights.") from None
 
     # -- data -------------------------------------------------------------
     def load(self):
-        """Splits by driver and decodes every image into uint8 arrays."""
+        """Splits by driver, decodes every image into uint8 arrays, then
+        creates ``out``."""
         start = time.perf_counter()
         train_t, valid_t = group_split(self.table, "subject",
                                        n_groups=self.val_drivers,
@@ -138,6 +145,7 @@ class Pipeline:
                         "valid": list(valid_t.attrs["groups"])}
         self.x, self.y, _ = self._read(train_t, "training")
         self.xv, self.yv, self.valid_ids = self._read(valid_t, "validation")
+        os.makedirs(self.out, exist_ok=True)
         skipped = (f"; {len(self.skipped)} bad image(s) skipped"
                    if self.skipped else "")
         self._row("load", "images", None, None, start,

@@ -90,3 +90,58 @@ def test_summary_knows_the_lesson_models(name, total, capsys):
     assert cli.main(["summary", name, "--input-shape", "943,1682,10"]) == 0
     assert f"total: {(943 + 1682) * (11 if name == 'dot_bias' else 10):,}" \
         in capsys.readouterr().out
+
+
+# Runs kerasdl in a child whose files may not grow past 3,000 bytes: a
+# write past that fails with EFBIG, as on a full disk (SIGXFSZ ignored).
+_LIMITED = ("import resource, runpy, signal, sys; "
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000)); "
+            "sys.argv[0] = 'kerasdl'; "
+            "runpy.run_module('kerasdl', run_name='__main__')")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE")
+def test_failed_plot_write_is_one_line_naming_the_path(folder, tmp_path):
+    png = tmp_path / "factors.png"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH"))
+                           if p)
+    result = subprocess.run(
+        [sys.executable, "-c", _LIMITED, "movielens", "--data",
+         str(folder), "--split", "random:1", "--epochs", "1", "--json",
+         "--plot", str(png)], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=path))
+    assert result.returncode == 2, result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.startswith("kerasdl")]
+    assert lines == [f"kerasdl movielens: error: could not write --plot "
+                     f"{png}: File too large"], result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no partial file left
+
+
+def test_skip_bad_leaves_bad_rows_out(folder, tmp_path, capsys):
+    bad = tmp_path / "ml"
+    bad.mkdir()
+    rows = (folder / "u.data").read_text().splitlines()
+    rows.insert(5, "1\t2\tfive\t0")
+    (bad / "u.data").write_text("\n".join(rows) + "\n")
+    assert cli.main(["movielens", "--data", str(bad), "--split",
+                     "random:0", "--epochs", "1", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "--skip-bad" in err and "on_bad" not in err
+    assert cli.main(["movielens", "--data", str(bad), "--split",
+                     "random:0", "--epochs", "1", "--json",
+                     "--skip-bad"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["skipped_rows"] == 1
+    assert row["n"] + row["train"] == len(rows) - 1
+
+
+def test_plot_path_checked_before_training(folder, tmp_path, capsys):
+    for plot in (tmp_path, tmp_path / "missing" / "f.png"):
+        assert cli.main(["movielens", "--data", str(folder), "--plot",
+                         str(plot), "--epochs", "1"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""  # no RMSE line: nothing was trained
+        assert captured.err.count("\n") == 1 and "--plot" in captured.err

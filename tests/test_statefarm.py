@@ -2,7 +2,9 @@
 
 import gzip
 import json
+import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,3 +62,64 @@ def test_statefarm_missing_data_is_one_line(tmp_path, capsys):
                      "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "driver_imgs_list.csv" in err and err.count("\n") == 1
+
+
+def _tiny_statefarm(path, drivers=3, per_class=2):
+    """A State Farm folder of tiny random images (12x16)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows, k = ["subject,classname,img"], 0
+    for d in range(drivers):
+        for c in range(10):
+            (path / "train" / f"c{c}").mkdir(parents=True, exist_ok=True)
+            for _ in range(per_class):
+                Image.fromarray(rng.integers(0, 255, (12, 16, 3), "uint8")
+                                ).save(path / "train" / f"c{c}" / f"i{k}.jpg")
+                rows.append(f"p{d},c{c},i{k}.jpg")
+                k += 1
+    (path / "driver_imgs_list.csv").write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_skip_bad_keeps_ids_and_images_aligned(tmp_path):
+    from kerasdl.statefarm import Pipeline
+
+    data = _tiny_statefarm(tmp_path / "sf")
+    table = pd.read_csv(data / "driver_imgs_list.csv")
+    held = Pipeline(data, tmp_path / "o", val_drivers=1, seed=0)
+    held.load()
+    lost = held.valid_ids[3]
+    (data / "train" / table.set_index("img").loc[lost, "classname"] /
+     lost).write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=lost):
+        Pipeline(data, tmp_path / "o2", val_drivers=1, seed=0).load()
+    assert not (tmp_path / "o2").exists()
+    p = Pipeline(data, tmp_path / "o3", val_drivers=1, seed=0,
+                 on_error="skip")
+    p.load()
+    assert [os.path.basename(f) for f in p.skipped] == [lost]
+    assert p.valid_ids == [i for i in held.valid_ids if i != lost]
+    assert len(p.xv) == len(p.yv) == len(p.valid_ids) == 19
+    assert (p.xv == np.delete(held.xv, 3, axis=0)).all()
+    assert "1 bad image(s) skipped" in p.rows[0]["note"]
+
+
+def test_arguments_checked_before_any_image_is_read(tmp_path):
+    from kerasdl.statefarm import Pipeline
+
+    data = _tiny_statefarm(tmp_path / "sf", per_class=1)
+    with pytest.raises(ValueError, match=r"`val_drivers` must be an "
+                                         r"integer >= 1 and <= 2"):
+        Pipeline(data, tmp_path / "o", val_drivers=3)
+    with pytest.raises(ValueError, match="17x17"):
+        Pipeline(data, tmp_path / "o", val_drivers=1, size=(16, 16)).check()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not an existing file"):
+        Pipeline(data, tmp_path / "file", val_drivers=1)
+    # 10 validation images: fewer than the pipeline needs on each side
+    with pytest.raises(ValueError, match="validation drivers have 10 "
+                                         "usable image"):
+        Pipeline(data, tmp_path / "o", val_drivers=1, quick=True).load()
+    assert not (tmp_path / "o").exists()

@@ -11,9 +11,13 @@ machine-readable output.
 """
 
 import contextlib
+import errno
 import os
 
 from kerasdl import _validate
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS,
+                 errno.EIO}
 
 #: Largest seed accepted by ``--seed`` (NumPy and Keras take 32 bits).
 MAX_SEED = 2 ** 32 - 1
@@ -168,7 +172,7 @@ def writing(path, flag):
     try:
         yield path
     except OSError as e:
-        if e.filename is not None and not _inside(e.filename, path):
+        if not _is_write_error(e, path):
             raise  # a file read, not the output: reported as it is
         reason = e.strerror or str(e)
         where = f" ({e.filename})" if e.filename and os.fspath(
@@ -236,6 +240,12 @@ def print_json(obj):
         raise UsageError(f"could not write the JSON output to standard "
                          f"output: {e.strerror or e}") from None
     return bad
+
+
+def _is_write_error(error, path):
+    if error.filename is not None:
+        return _inside(error.filename, path)
+    return error.errno in _WRITE_ERRNOS
 
 
 def _inside(name, path):
