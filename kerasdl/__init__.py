@@ -7,6 +7,8 @@ not import a backend.
 
 import importlib
 
+from kerasdl import _registration
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -22,6 +24,9 @@ _EXPORTS = {
     "split_at": "kerasdl.models.surgery",
     "replace_head": "kerasdl.models.surgery",
     "param_counts": "kerasdl.models.summary",
+    "ClassNames": "kerasdl.models.labels",
+    "class_names": "kerasdl.models.labels",
+    "with_class_names": "kerasdl.models.labels",
     # precision
     "mixed_precision": "kerasdl.precision",
     # data
@@ -44,6 +49,9 @@ _EXPORTS = {
     "ImageBatches": "kerasdl.data.images",
     "image_folder": "kerasdl.data.images",
     "image_files": "kerasdl.data.images",
+    "images_from_folder": "kerasdl.data.layouts",
+    "images_from_csv": "kerasdl.data.layouts",
+    "images_from_names": "kerasdl.data.layouts",
     "group_split": "kerasdl.data.splits",
     "make_sample": "kerasdl.data.splits",
     "table_files": "kerasdl.data.splits",
@@ -104,6 +112,9 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+
+_registration.install()
 
 
 def __getattr__(name):

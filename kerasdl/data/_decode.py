@@ -6,10 +6,17 @@ skip the file and count it.
 """
 
 import os
+import stat
 
 import numpy as np
 from PIL import Image
+from PIL import ImageOps
 from PIL import UnidentifiedImageError
+
+# Names that operating systems leave in folders; never images.
+SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db"})
+
+_ORIENTATION = 0x0112  # EXIF tag: how the camera was held
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -33,12 +40,24 @@ class ImageError(ValueError):
 
 
 class LoadReport:
-    """What a loader skipped: ``skipped`` is a list of ``(path, reason)``
-    and ``empty_classes`` the class folders that held no file."""
+    """What a loader left out.
+
+    ``skipped``: ``(path, reason)`` of bad files (``on_error="skip"``);
+    ``empty_classes``: class folders that held no file; ``ignored``:
+    ``(path, reason)`` of files left out by rule (hidden files such as
+    .DS_Store, Thumbs.db, desktop.ini, files outside class folders or not
+    matching a pattern or extension).
+    """
 
     def __init__(self):
         self.skipped = []
         self.empty_classes = []
+        self.ignored = []
+
+    def ignore(self, path, reason):
+        """Records a file that was left out on purpose (hidden, system,
+        not matching), so that nothing is dropped without a line."""
+        self.ignored.append((os.fspath(path), reason))
 
     @property
     def n_skipped(self):
@@ -50,20 +69,66 @@ class LoadReport:
 
     def __repr__(self):
         lines = [f"LoadReport: {self.n_skipped} file(s) skipped, "
+                 f"{len(self.ignored)} ignored, "
                  f"{len(self.empty_classes)} empty class folder(s)"]
         lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
+        lines += [f"  ignored {p}: {r}" for p, r in self.ignored]
         lines += [f"  empty class folder {c}" for c in self.empty_classes]
         return "\n".join(lines)
 
 
-def check_header(path):
-    """Opens ``path`` and reads only its header; raises ``ImageError``."""
+def is_hidden(name):
+    """Hidden or system file names (".DS_Store", "Thumbs.db", ...)."""
+    return name.startswith(".") or name.lower() in SYSTEM_FILES
+
+
+def _check_regular(path):
+    """Refuses what is not a regular file before opening it (a FIFO
+    would block the reader forever)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageError(path, f"broken symbolic link to "
+                                   f"{os.readlink(path)!r}") from None
+        raise ImageError(path, "file not found") from None
+    except OSError as e:
+        raise ImageError(path, f"{type(e).__name__}: {e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else
+                "a FIFO" if stat.S_ISFIFO(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else
+                "a device" if stat.S_ISCHR(st.st_mode) or
+                stat.S_ISBLK(st.st_mode) else "not a file")
+        raise ImageError(path, f"not a regular file ({kind})")
+
+
+def _bomb(e):
+    return (f"too many pixels for a safe decode ({e}); it may be a "
+            f"decompression bomb")
+
+
+def check_header(path, min_size=1):
+    """Opens ``path`` and reads only its header; raises ``ImageError``.
+
+    Args:
+        path: str.
+        min_size: int. Smallest accepted width and height in pixels.
+    """
+    _check_regular(path)
     try:
         with Image.open(path) as img:
             if img.width < 1 or img.height < 1:
                 raise ImageError(path, f"empty image of size {img.size}")
+            if min(img.width, img.height) < min_size:
+                raise ImageError(
+                    path, f"image of {img.width}x{img.height} pixels is "
+                          f"smaller than min_size={min_size} a side (pass "
+                          f"a smaller min_size to use it)")
     except UnidentifiedImageError:
         raise ImageError(path, "not an image file Pillow can read") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(path, _bomb(e)) from None
     except (OSError, ValueError) as e:  # missing, unreadable, bad header
         if isinstance(e, ImageError):
             raise
@@ -100,22 +165,31 @@ def decode(path, size, interpolation="bilinear"):
 
     Raises:
         ImageError: the file is missing, unreadable, not an image,
-            truncated or corrupt.
+            truncated, corrupt, or has too many pixels to decode safely.
+
+    The EXIF orientation is applied first, as
+    ``PIL.ImageOps.exif_transpose`` does.
     """
     height, width = size
+    _check_regular(path)
     try:
         with Image.open(path) as img:
+            turned = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
             if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the
                 # target is that much smaller: same result class, less work.
-                img.draft("RGB", (width, height))
+                img.draft("RGB", (height, width) if turned else
+                          (width, height))
             img.load()
-            img = to_rgb(img)
+            # Phone photos: turn the pixels as the EXIF orientation says.
+            img = to_rgb(ImageOps.exif_transpose(img))
             if img.size != (width, height):
                 img = img.resize((width, height), _RESAMPLE[interpolation])
             arr = np.asarray(img, dtype=np.uint8)
     except UnidentifiedImageError:
         raise ImageError(path, "not an image file Pillow can read") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(path, _bomb(e)) from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(path, f"{type(e).__name__}: {e}") from None
     if arr.shape != (height, width, 3):

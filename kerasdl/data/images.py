@@ -13,14 +13,17 @@ import os
 import keras
 import numpy as np
 
+from kerasdl import _validate
 from kerasdl.data import _decode
 from kerasdl.data._decode import ImageError
 from kerasdl.data._decode import LoadReport
 
 __all__ = ["ImageBatches", "ImageError", "LoadReport", "image_files",
-           "image_folder"]
+           "image_folder", "list_images"]
 
 _ON_ERROR = ("raise", "skip")
+# One batch of uint8 images above this many bytes is refused up front.
+_MAX_BATCH_BYTES = 4 << 30
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -31,7 +34,8 @@ class ImageBatches(keras.utils.PyDataset):
     uint8, ``labels`` int32 class indices (or one-hot float32 with
     ``label_mode="categorical"``). Files are decoded and resized by Pillow
     on a pool of threads. Grayscale, palette, CMYK, 16-bit and transparent
-    images become RGB (transparency composited over white).
+    images become RGB (transparency composited over white), and the EXIF
+    orientation of phone photos is applied.
 
     Bad files follow ``on_error``: ``"raise"`` (an ``ImageError`` naming
     the file) or ``"skip"``. Missing, unreadable and non-image files are
@@ -49,7 +53,7 @@ class ImageBatches(keras.utils.PyDataset):
     >>> for c in ("cats", "dogs"):
     ...     os.makedirs(os.path.join(root, c))
     ...     for i in range(3):
-    ...         Image.new("RGB", (8, 6)).save(os.path.join(root, c, f"{i}.png"))
+    ...         Image.new("RGB", (48, 36)).save(os.path.join(root, c, f"{i}.png"))
     >>> batches = image_folder(root, image_size=(4, 4), batch_size=4)
     >>> x, y = batches[0]
     >>> batches.class_names, x.shape, x.dtype.name, y.tolist()
@@ -57,7 +61,9 @@ class ImageBatches(keras.utils.PyDataset):
 
     Args:
         paths: list of str. The image files.
-        labels: list of int or None. Class index of each file.
+        labels: list of int, 2-D array or None. Class index of each file,
+            or one multi-hot row per file (multi-label: ``task`` is then
+            ``"multi_label"`` and ``label_mode`` does not apply).
         class_names: list of str or None. Names of the classes.
         image_size: tuple ``(height, width)``. Every image is resized to it.
         batch_size: int. Defaults to 32.
@@ -66,6 +72,10 @@ class ImageBatches(keras.utils.PyDataset):
             depends only on ``(seed, e)``.
         label_mode: ``"int"`` or ``"categorical"``. Defaults to ``"int"``.
         on_error: ``"raise"`` or ``"skip"``. Defaults to ``"raise"``.
+        min_size: int. Images narrower or lower than this many pixels are
+            bad files (they follow ``on_error``): a 10x10 thumbnail would
+            otherwise be stretched to ``image_size`` without a word.
+            Defaults to 32.
         interpolation: str. ``"bilinear"``, ``"nearest"``, ``"bicubic"`` or
             ``"lanczos"``. Defaults to ``"bilinear"``.
         threads: int or None. Decoding threads; ``None`` uses
@@ -82,11 +92,24 @@ class ImageBatches(keras.utils.PyDataset):
     def __init__(self, paths, labels=None, *, class_names=None,
                  image_size=(224, 224), batch_size=32, shuffle=False,
                  seed=None, label_mode="int", on_error="raise",
-                 interpolation="bilinear", threads=None, report=None,
-                 **kwargs):
+                 min_size=32, interpolation="bilinear", threads=None,
+                 report=None, **kwargs):
         super().__init__(**kwargs)
         self.image_size = _check_size(image_size)
-        self.batch_size = _check_positive_int(batch_size, "batch_size")
+        self.batch_size = _validate.integer(batch_size, "batch_size", low=1)
+        self.min_size = _validate.integer(min_size, "min_size", low=1)
+        if threads is not None:
+            threads = _validate.integer(threads, "threads", low=1,
+                                        hint="Pass None for one per core.")
+        batch_bytes = self.batch_size * self.image_size[0] * \
+            self.image_size[1] * 3
+        if batch_bytes > _MAX_BATCH_BYTES:
+            raise ValueError(
+                f"One batch of {self.batch_size} images of "
+                f"{self.image_size[0]}x{self.image_size[1]} pixels needs "
+                f"{batch_bytes / 2**30:.1f} GiB, above the "
+                f"{_MAX_BATCH_BYTES >> 30} GiB limit. Pass a smaller "
+                f"image_size or batch_size.")
         if on_error not in _ON_ERROR:
             raise ValueError(f"`on_error` must be 'raise' or 'skip'. "
                              f"Received: on_error={on_error!r}.")
@@ -101,6 +124,8 @@ class ImageBatches(keras.utils.PyDataset):
         if not self.paths:
             raise ValueError("No image files were given. Pass at least one "
                              "path.")
+        if class_names is not None:
+            class_names = _validate.strings(class_names, "class_names")
         self.labels = _check_labels(labels, len(self.paths), class_names)
         self.class_names = list(class_names) if class_names else None
         self.shuffle = bool(shuffle)
@@ -118,11 +143,21 @@ class ImageBatches(keras.utils.PyDataset):
         self._order = self._make_order()
 
     @property
+    def task(self):
+        """``"single_label"`` (one class index per image) or
+        ``"multi_label"`` (one multi-hot row per image)."""
+        if self.labels is not None and self.labels.ndim == 2:
+            return "multi_label"
+        return "single_label"
+
+    @property
     def num_classes(self):
         """Number of classes (``None`` without class names or labels)."""
         if self.class_names:
             return len(self.class_names)
         if self.labels is not None:
+            if self.labels.ndim == 2:
+                return self.labels.shape[1]
             return int(self.labels.max()) + 1
         return None
 
@@ -136,7 +171,7 @@ class ImageBatches(keras.utils.PyDataset):
         if self.labels is None:
             return None
         y = self.labels[self._order]
-        if self.label_mode == "categorical":
+        if self.label_mode == "categorical" and y.ndim == 1:
             y = np.eye(self.num_classes, dtype=np.float32)[y]
         return y
 
@@ -155,7 +190,7 @@ class ImageBatches(keras.utils.PyDataset):
         if self.labels is None:
             return x
         y = self.labels[np.asarray(keep, dtype=np.int64)]
-        if self.label_mode == "categorical":
+        if self.label_mode == "categorical" and y.ndim == 1:
             y = np.eye(self.num_classes, dtype=np.float32)[y]
         return x, y
 
@@ -200,16 +235,19 @@ class ImageBatches(keras.utils.PyDataset):
             except OSError:
                 h.update(f"{path}|missing".encode())
             if self.labels is not None:
-                h.update(int(self.labels[i]).to_bytes(4, "little"))
+                h.update(np.ascontiguousarray(self.labels[i]).tobytes())
         return h.hexdigest()
 
     def _make_order(self):
         rows = np.array([i for i in range(len(self.paths))
                          if i not in self._bad], dtype=np.int64)
         if not len(rows):
+            reasons = "; ".join(f"{p}: {r}" for p, r in
+                                self.report.skipped[:3])
             raise ValueError(
-                f"All {len(self.paths)} image files were skipped as bad. "
-                f"See the report: {self.report!r}")
+                f"Every one of the {len(self.paths)} image files is bad, so "
+                f"there is nothing to load. The first: {reasons}. Check "
+                f"the folder (`report` lists them all).")
         if self.shuffle:
             rng = np.random.default_rng([self.seed, self.epoch])
             rows = rows[rng.permutation(len(rows))]
@@ -234,8 +272,9 @@ class ImageBatches(keras.utils.PyDataset):
             return None
 
     def _check_headers(self):
-        self._map(lambda r: self._guard(_decode.check_header, r),
-                  list(range(len(self.paths))))
+        self._map(lambda r: self._guard(
+            lambda p: _decode.check_header(p, self.min_size), r),
+            list(range(len(self.paths))))
 
     def _decode_rows(self, rows):
         size, interp = self.image_size, self.interpolation
@@ -260,9 +299,11 @@ def image_folder(directory, *, image_size=(224, 224), batch_size=32,
     """Batches from a folder holding one subfolder of images per class.
 
     Class names are the subfolder names in sorted order (the course's
-    ``get_batches``); label ``i`` is ``class_names[i]``. Every regular file
-    in a class folder is an image candidate: a file that is not an image
-    follows ``on_error``, unless ``extensions`` limits the listing.
+    ``get_batches``); label ``i`` is ``class_names[i]``. Every file in a
+    class folder (and in folders below it) is an image candidate: a file
+    that is not an image follows ``on_error``, unless ``extensions``
+    limits the listing. Hidden and system files (.DS_Store, Thumbs.db) are
+    left out and listed in ``report.ignored``.
 
     Example:
 
@@ -271,7 +312,7 @@ def image_folder(directory, *, image_size=(224, 224), batch_size=32,
     >>> root = tempfile.mkdtemp()
     >>> for c in ("c0", "c1"):
     ...     os.makedirs(os.path.join(root, c))
-    ...     Image.new("L", (5, 5)).save(os.path.join(root, c, "a.jpg"))
+    ...     Image.new("L", (40, 40)).save(os.path.join(root, c, "a.jpg"))
     >>> b = image_folder(root, image_size=(5, 5), batch_size=2)
     >>> b[0][0].shape, b.num_classes
     ((2, 5, 5, 3), 2)
@@ -284,9 +325,9 @@ def image_folder(directory, *, image_size=(224, 224), batch_size=32,
         seed: int or None. Seed of the shuffling.
         class_names: list of str or None. The classes to read, in label
             order; ``None`` takes every subfolder.
-        extensions: tuple of str or None. Only files ending so (case
+        extensions: str, tuple of str or None. Only files ending so (case
             insensitive, e.g. ``(".jpg", ".png")``) are listed; ``None``
-            lists every file.
+            lists every file. Others are recorded in ``report.ignored``.
         on_error: ``"raise"`` or ``"skip"``. A bad file or an empty class
             folder raises, or is skipped and recorded in ``report``.
         **kwargs: passed to ``ImageBatches``.
@@ -302,24 +343,20 @@ def image_folder(directory, *, image_size=(224, 224), batch_size=32,
     if not os.path.isdir(directory):
         raise ValueError(f"Image folder not found: {directory!r}. Pass a "
                          f"folder that holds one subfolder per class.")
+    report = kwargs.pop("report", None) or LoadReport()
     if class_names is None:
-        class_names = sorted(e.name for e in os.scandir(directory)
-                             if e.is_dir() and not e.name.startswith("."))
+        class_names = class_folders(directory, report)
+    else:
+        class_names = _validate.strings(class_names, "class_names")
     if not class_names:
         raise ValueError(f"{directory!r} holds no class subfolders. Put the "
                          f"images of each class in a subfolder of it.")
-    if extensions is not None:
-        extensions = tuple(e.lower() for e in extensions)
-    report = kwargs.pop("report", None) or LoadReport()
     paths, labels = [], []
     for label, name in enumerate(class_names):
         folder = os.path.join(directory, name)
         if not os.path.isdir(folder):
             raise ValueError(f"Class folder {folder!r} not found.")
-        files = sorted(e.name for e in os.scandir(folder)
-                       if e.is_file() and (extensions is None
-                                           or e.name.lower().endswith(
-                                               extensions)))
+        files = list_images(folder, extensions=extensions, report=report)
         if not files:
             if on_error == "raise":
                 raise ValueError(
@@ -327,12 +364,36 @@ def image_folder(directory, *, image_size=(224, 224), batch_size=32,
                     f"images, remove the folder, or pass on_error='skip' "
                     f"to keep the class with no examples.")
             report.empty_classes.append(folder)
-        paths += [os.path.join(folder, f) for f in files]
+        paths += files
         labels += [label] * len(files)
     return ImageBatches(paths, labels, class_names=class_names,
                         image_size=image_size, batch_size=batch_size,
                         shuffle=shuffle, seed=seed, on_error=on_error,
                         report=report, **kwargs)
+
+
+def class_folders(directory, report=None):
+    """The sorted class subfolders of ``directory`` (hidden ones left out).
+
+    Files lying directly in ``directory`` belong to no class: they are
+    recorded in ``report.ignored``.
+    """
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as e:
+        raise ValueError(f"Cannot read the folder {directory!r} "
+                         f"({e.strerror or e}).") from None
+    names = []
+    for entry in entries:
+        full = os.path.join(directory, entry.name)
+        if _decode.is_hidden(entry.name):
+            if report is not None:
+                report.ignore(full, "hidden or system file")
+        elif _is_dir(entry):
+            names.append(entry.name)
+        elif report is not None:
+            report.ignore(full, "not in a class folder")
+    return names
 
 
 def image_files(paths, labels=None, *, class_names=None, **kwargs):
@@ -348,7 +409,7 @@ def image_files(paths, labels=None, *, class_names=None, **kwargs):
     >>> root = tempfile.mkdtemp()
     >>> files = [os.path.join(root, f"{i}.png") for i in range(3)]
     >>> for f in files:
-    ...     Image.new("RGB", (4, 4)).save(f)
+    ...     Image.new("RGB", (32, 32)).save(f)
     >>> b = image_files(files, ["c1", "c0", "c1"], image_size=(4, 4))
     >>> b.class_names, b[0][1].tolist()
     (['c0', 'c1'], [1, 0, 1])
@@ -386,31 +447,112 @@ def _check_size(size):
     except (TypeError, ValueError):
         raise ValueError(f"`image_size` must be (height, width). Received: "
                          f"image_size={size!r}.") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"`image_size` must be positive. Received: "
-                         f"image_size={size!r}.")
+    if not 1 <= h <= 65500 or not 1 <= w <= 65500:
+        raise ValueError(f"`image_size` must be (height, width) between 1 "
+                         f"and 65500 pixels. Received: image_size={size!r}.")
     return (h, w)
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int. Received: {value!r}.")
-    if value < 1:
-        raise ValueError(f"`{name}` must be at least 1. Received: {value}.")
-    return int(value)
 
 
 def _check_labels(labels, n, class_names):
     if labels is None:
         return None
     labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[0] == n:
+        return _check_multi_hot(labels, class_names)
     if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
-            f"`labels` must be {n} integer class indices, one per file. "
-            f"Received shape {labels.shape} of dtype {labels.dtype}.")
+            f"`labels` must be {n} integer class indices, one per file (or "
+            f"a ({n}, n_classes) multi-hot array). Received shape "
+            f"{labels.shape} of dtype {labels.dtype}.")
     top = len(class_names) if class_names else None
     if labels.min() < 0 or (top is not None and labels.max() >= top):
         raise ValueError(
             f"Labels must lie in [0, {top or 'n_classes'}). Received values "
             f"from {labels.min()} to {labels.max()}.")
     return labels.astype(np.int32)
+
+
+def _check_multi_hot(labels, class_names):
+    if class_names is not None and labels.shape[1] != len(class_names):
+        raise ValueError(
+            f"Multi-hot `labels` must have one column per class name: "
+            f"{len(class_names)} names, {labels.shape[1]} columns.")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("Multi-hot `labels` must hold only 0 and 1.")
+    return labels.astype(np.float32)
+
+
+def list_images(folder, *, extensions=None, report=None, recursive=True):
+    """The candidate image files under ``folder``, sorted.
+
+    Hidden and system files (names starting with ".", Thumbs.db,
+    desktop.ini) and, with ``extensions``, files of other extensions are
+    left out and recorded in ``report.ignored``. Sub-folders are read too
+    (``recursive``), following symbolic links once each: a link loop is
+    recorded, not followed forever. Broken links and special files (FIFOs,
+    sockets) are listed: the loader then finds them bad by name.
+
+    Args:
+        folder: str.
+        extensions: str, tuple of str or None. Keep only these endings
+            (case insensitive), e.g. ``(".jpg", ".png")``.
+        report: LoadReport or None.
+        recursive: bool. Defaults to ``True``.
+
+    Returns:
+        A list of paths.
+
+    Raises:
+        ValueError: ``folder`` (or a folder below it) cannot be read.
+    """
+    folder = os.fspath(folder)
+    report = report if report is not None else LoadReport()
+    extensions = _extensions(extensions)
+    out, seen = [], set()
+
+    def walk(path):
+        real = os.path.realpath(path)
+        if real in seen:
+            report.ignore(path, "symbolic link loop (folder already read)")
+            return
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as e:
+            raise ValueError(
+                f"Cannot read the folder {path!r} ({type(e).__name__}: "
+                f"{e.strerror or e}). Check that it exists and that you "
+                f"may read it.") from None
+        for entry in entries:
+            full = os.path.join(path, entry.name)
+            if _decode.is_hidden(entry.name):
+                report.ignore(full, "hidden or system file")
+            elif _is_dir(entry):
+                if recursive:
+                    walk(full)
+                else:
+                    report.ignore(full, "a folder")
+            elif extensions and not entry.name.lower().endswith(extensions):
+                report.ignore(full, f"extension not in {extensions}")
+            else:
+                out.append(full)
+
+    walk(folder)
+    return out
+
+
+def _is_dir(entry):
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _extensions(extensions):
+    if extensions is None:
+        return None
+    if isinstance(extensions, str):
+        extensions = (extensions,)
+    extensions = _validate.strings(extensions, "extensions")
+    return tuple(e.lower() if e.startswith(".") else "." + e.lower()
+                 for e in extensions)
