@@ -75,3 +75,28 @@ def test_help_lists_commands():
     result = _run("--help")
     assert result.returncode == 0
     assert "summary" in result.stdout and "demo" in result.stdout
+
+
+@pytest.mark.parametrize("name,shape,classes", [
+    ("linear_bn", (8, 8, 3), 10), ("conv_bn", (32, 40, 3), 7),
+    ("deeper_conv_bn", (16, 16, 3), 3), ("dense_bn_head", (4, 4, 8), 5),
+    ("dot_bias", (30, 20, 4), None),
+])
+def test_count_params_without_allocating_equals_the_built_model(
+        name, shape, classes):
+    from kerasdl import registry
+    from kerasdl.models import param_counts
+
+    build, _, _ = registry.lookup(name)
+    counted = registry.count_params(lambda: build(shape, classes))
+    assert counted == param_counts(build(shape, classes))[0]
+
+
+def test_sizes_beyond_memory_refused_before_building(capsys):
+    # 201,000,007,393,588 parameters: 804 TB of float32
+    assert cli.main(["summary", "conv_bn", "--classes",
+                     "1000000000000"]) == 2
+    err = capsys.readouterr().err
+    assert "201,000,007,393,588 parameters" in err and err.count("\n") == 1
+    assert cli.main(["summary", "dot", "--head", "5"]) == 2
+    assert "does not apply to dot" in capsys.readouterr().err

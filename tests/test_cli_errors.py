@@ -241,3 +241,19 @@ def test_json_printer_writes_valid_json_only(capsys):
 
 def _refuse_constant(name):
     raise AssertionError(f"invalid JSON constant {name}")
+
+
+def test_check_flags_names_the_flag(tmp_path):
+    from kerasdl.commands import check_flags
+
+    check_flags(outputs={"--plot": str(tmp_path / "a.png")},
+                integers={"--num-it": (5, 1)}, positives={"--end-lr": 10.0})
+    with pytest.raises(ValueError, match="--plot. must be a file name"):
+        check_flags(outputs={"--plot": str(tmp_path)})
+    with pytest.raises(ValueError, match="--num-it. must be an integer >= 1"):
+        check_flags(integers={"--num-it": (0, 1)})
+    with pytest.raises(ValueError, match="--start-lr. must be a finite "
+                                         "number > 0. Received: "
+                                         "--start-lr=nan"):
+        check_flags(positives={"--start-lr": float("nan")})
+    assert not list(tmp_path.iterdir())

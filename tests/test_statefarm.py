@@ -123,3 +123,19 @@ def test_arguments_checked_before_any_image_is_read(tmp_path):
                                          "usable image"):
         Pipeline(data, tmp_path / "o", val_drivers=1, quick=True).load()
     assert not (tmp_path / "o").exists()
+
+
+def test_report_json_is_valid_with_non_finite_numbers(tmp_path):
+    from kerasdl.report import write_report
+
+    rows = [{"step": "a", "val_accuracy": float("nan"), "seconds": 1.0}]
+    md, path = write_report(str(tmp_path), "t", rows,
+                            extra={"lr_find": {"valley": float("inf")}})
+    record = json.loads(open(path).read(), parse_constant=_no_constant)
+    assert record["rows"][0]["val_accuracy"] is None
+    assert record["not_finite"] == ["rows[0].val_accuracy", "lr_find.valley"]
+    assert sorted(os.listdir(tmp_path)) == ["report.json", "report.md"]
+
+
+def _no_constant(name):
+    raise AssertionError(f"invalid JSON constant {name}")

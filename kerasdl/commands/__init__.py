@@ -128,6 +128,40 @@ def input_file(path, flag):
     return path
 
 
+def check_flags(*, outputs=None, integers=None, positives=None,
+                seeds=None):
+    """Checks a command's output paths and numbers in one call, before
+    any long work.
+
+    Example (``kerasdl lr-find``):
+
+    >>> check_flags(outputs={"--plot": "lr_find.png"},
+    ...             integers={"--num-it": (100, 1), "--batch-size": (64, 1)},
+    ...             positives={"--start-lr": 1e-7, "--end-lr": 10.0},
+    ...             seeds={"--seed": 0})
+
+    Args:
+        outputs: dict or None. Flag -> path of a file to be written
+            (``output_path``).
+        integers: dict or None. Flag -> ``(value, lowest allowed)``.
+        positives: dict or None. Flag -> a number that must be finite and
+            > 0.
+        seeds: dict or None. Flag -> a seed (``seed``).
+
+    Raises:
+        TypeError, ValueError: the first flag that breaks its rule, named
+            in the message.
+    """
+    for flag, path in (outputs or {}).items():
+        output_path(path, flag)
+    for flag, (value, low) in (integers or {}).items():
+        _validate.integer(value, flag, low=low)
+    for flag, value in (positives or {}).items():
+        _validate.positive(value, flag)
+    for flag, value in (seeds or {}).items():
+        seed(value, flag)
+
+
 def memory_limit():
     """Bytes a command may plan to hold in memory: half of the machine's
     physical memory (16 GiB when it cannot be read)."""
