@@ -278,7 +278,8 @@ def test_cli_on_bundled_sample_and_image_folder(tmp_path, capsys):
     for c in ("a", "b"):
         (tmp_path / "imgs" / c).mkdir(parents=True)
         for i in range(8):
-            Image.fromarray(rng.randint(0, 255, (6, 8, 3), "uint8")).save(
+            # at least 32 px a side (the loaders' min_size), resized to 6x8
+            Image.fromarray(rng.randint(0, 255, (32, 40, 3), "uint8")).save(
                 tmp_path / "imgs" / c / f"{i}.png")
     assert cli.main(["lr-find", "linear_bn", "--data",
                      str(tmp_path / "imgs"), "--image-size", "6,8",
@@ -308,7 +309,8 @@ def test_groups_keep_their_ratio_during_the_sweep():
     model.fit(X, Y, batch_size=8, verbose=0, callbacks=[finder, Rates()])
     np.testing.assert_allclose(Rates.seen, [[lr / 100, lr / 10, lr]
                                             for lr in finder.lrs], rtol=1e-5)
-    rates = [float(o.learning_rate.numpy()) for o in model.optimizer.optimizers]
+    rates = [float(o.learning_rate.numpy())
+             for o in model.optimizer.optimizers]
     np.testing.assert_allclose(rates, [1e-4, 1e-3, 1e-2], rtol=1e-6)
 
 
