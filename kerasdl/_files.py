@@ -15,6 +15,7 @@ import socket
 import time
 
 _LEGACY_AGE_S = 3600  # temporaries of older versions carry no owner
+_ATTEMPTS = 50  # to take a lock that its holders keep releasing
 
 
 @contextlib.contextmanager
@@ -228,25 +229,30 @@ class FolderLock:
         """Takes the lock, or raises ``FolderBusyError`` at once."""
         import fcntl
 
-        while self.fd is None:
+        for _ in range(_ATTEMPTS):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 os.close(fd)
-                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN,
-                               errno.EACCES):
-                    raise FolderBusyError(self._busy_message()) from None
-                raise
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN,
+                                   errno.EACCES):
+                    raise
+                info = self._holder_record()
+                if info is None:
+                    continue  # released meanwhile: try again
+                raise FolderBusyError(self._busy_message(info)) from None
             if self._same_file(fd):
                 self.fd = fd
-            else:  # released and removed between our open and flock
-                os.close(fd)
+                break
+            os.close(fd)  # released and removed between open and flock
+        else:
+            raise FolderBusyError(self._busy_message({}))
         since = datetime.datetime.now().isoformat(timespec="seconds")
         record = (f"pid {os.getpid()}\nhost {socket.gethostname()}\n"
                   f"since {since}\ntask {self.task}\n").encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, record, 0)
+        os.pwrite(self.fd, record, 0)  # never empty, then cut to length
+        os.ftruncate(self.fd, len(record))
         return self
 
     def release(self):
@@ -271,7 +277,27 @@ class FolderLock:
                 lines = f.read().splitlines()
         except OSError:
             return {}
-        return dict(line.split(" ", 1) for line in lines if " " in line)
+        record = {}
+        for line in lines:
+            key, _, value = line.partition(" ")
+            record.setdefault(key, value)
+        return record
+
+    def _holder_record(self):
+        """The record of the process holding the lock, once it has written
+        it (the lock is taken a moment before); None if the lock was
+        released meanwhile."""
+        info = {}
+        for _ in range(200):
+            if not os.path.exists(self.path):
+                return None
+            info = self.holder()
+            pid, host = info.get("pid", ""), info.get("host")
+            if "task" in info and pid.isdigit() and (
+                    host != socket.gethostname() or pid_alive(int(pid))):
+                return info
+            time.sleep(0.01)
+        return info
 
     def _same_file(self, fd):
         try:
@@ -281,8 +307,7 @@ class FolderLock:
         mine = os.fstat(fd)
         return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
-    def _busy_message(self):
-        info = self.holder()
+    def _busy_message(self, info):
         pid, host = info.get("pid", "?"), info.get("host", "?")
         who = f"process {pid} on host {host}"
         if "since" in info:

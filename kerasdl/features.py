@@ -57,8 +57,9 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
     (``PATH/.lock``, released by the kernel even if the process is
     killed): a second ``precompute`` into the same folder is refused at
     once with a message naming the process that holds it, and
-    ``load_features`` never returns a half-written set. Images travel to the device as uint8; on a GPU the model
-    computes in bfloat16 (float16 on older GPUs).
+    ``load_features`` never returns a half-written set. Images travel to
+    the device as uint8; on a GPU the model computes in bfloat16 (float16
+    on older GPUs).
 
     Example:
 

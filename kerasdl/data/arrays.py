@@ -130,6 +130,31 @@ def load_array(path, *, mmap=True, verify=True, remedy=None):
     npy, manifest = paths(path)
     remedy = remedy or "Save the array again."
     meta = read_manifest(path, remedy=remedy)
+    try:
+        _check_size_and_sum(npy, manifest, meta, verify, remedy)
+        small = not meta["shape"] or 0 in meta["shape"]
+        array = np.load(npy, mmap_mode="r" if mmap and not small else None,
+                        allow_pickle=False)
+    except FileNotFoundError:
+        raise ArrayFileError(
+            f"{npy!r} disappeared while it was read: another process is "
+            f"replacing or removing it.", remedy) from None
+    except (OSError, ValueError) as e:
+        if isinstance(e, ArrayFileError):
+            raise
+        raise ArrayFileError(f"Cannot read {npy!r}: {e}.", remedy) from None
+    if list(array.shape) != meta["shape"] or str(array.dtype) != meta[
+            "dtype"]:
+        raise ArrayFileError(
+            f"{npy!r} holds {array.dtype}{list(array.shape)} but its "
+            f"manifest says {meta['dtype']}{meta['shape']}: the files do "
+            f"not belong together.", remedy)
+    if small:
+        array.flags.writeable = False
+    return array
+
+
+def _check_size_and_sum(npy, manifest, meta, verify, remedy):
     size = os.path.getsize(npy)
     want = meta.get("bytes", npy_size(meta["shape"], meta["dtype"]))
     if size != want:
@@ -143,21 +168,6 @@ def load_array(path, *, mmap=True, verify=True, remedy=None):
             f"{manifest!r}: bytes changed on disk after it was saved, or "
             f"the files do not belong together (an interrupted save).",
             remedy)
-    small = not meta["shape"] or 0 in meta["shape"]
-    try:
-        array = np.load(npy, mmap_mode="r" if mmap and not small else None,
-                        allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ArrayFileError(f"Cannot read {npy!r}: {e}.", remedy) from None
-    if list(array.shape) != meta["shape"] or str(array.dtype) != meta[
-            "dtype"]:
-        raise ArrayFileError(
-            f"{npy!r} holds {array.dtype}{list(array.shape)} but its "
-            f"manifest says {meta['dtype']}{meta['shape']}: the files do "
-            f"not belong together.", remedy)
-    if small:
-        array.flags.writeable = False
-    return array
 
 
 def read_manifest(path, *, remedy=None):
@@ -227,7 +237,8 @@ def manifest_for(shape, dtype, metadata=None, *, checksum=None):
     try:
         json.dumps(meta)
     except TypeError as e:
-        raise TypeError(f"`metadata` must be JSON-serialisable: {e}.") from None
+        raise TypeError(
+            f"`metadata` must be JSON-serialisable: {e}.") from None
     return meta
 
 
