@@ -134,7 +134,8 @@ def test_image_batches_source(tmp_path):
     for i, (img, label) in enumerate(zip(x, y)):
         os.makedirs(tmp_path / "img" / f"c{label}", exist_ok=True)
         Image.fromarray(img).save(tmp_path / "img" / f"c{label}" / f"{i}.png")
-    batches = image_folder(tmp_path / "img", image_size=(8, 8), batch_size=4)
+    batches = image_folder(tmp_path / "img", image_size=(8, 8), batch_size=4,
+                           min_size=8)
     fs = precompute(_model(), batches, tmp_path / "f", layer="flat",
                     verbose=0)
     xs, ys = batches.to_arrays()
@@ -144,7 +145,7 @@ def test_image_batches_source(tmp_path):
     np.testing.assert_array_equal(fs.labels, ys)
     with pytest.raises(ValueError, match="shuffle=False"):
         precompute(_model(), image_folder(tmp_path / "img", image_size=(8, 8),
-                                          shuffle=True),
+                                          min_size=8, shuffle=True),
                    tmp_path / "h", verbose=0)
 
 
