@@ -30,7 +30,8 @@ COMMANDS = (
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_SKIP = re.compile(r"""(pass(ing)?\s+)?`?on_(error|bad)\s*=\s*['"]skip['"]`?""")
+_SKIP = re.compile(
+    r"""(pass(ing)?\s+)?`?on_(error|bad)\s*=\s*['"]skip['"]`?""")
 
 
 class UsageError(Exception):

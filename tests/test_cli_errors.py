@@ -46,7 +46,7 @@ def _statefarm(path, drivers, per_class):
         for c in range(10):
             (path / "train" / f"c{c}").mkdir(parents=True, exist_ok=True)
             for _ in range(per_class):
-                pixels = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+                pixels = rng.integers(0, 255, (36, 48, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(
                     path / "train" / f"c{c}" / f"img_{k}.jpg")
                 rows.append(f"p{d:03d},c{c},img_{k}.jpg")
@@ -73,7 +73,7 @@ TABLE = [
     (["summary", "dot_bias", "--classes", "3"], "--classes does not apply",
      ()),
     (["summary", "conv_bn", "--input-shape", "16,16,3"],
-     "use a larger --input-shape", ("\x1b", "KerasTensor")),
+     "17x17", ("\x1b", "KerasTensor", "input_shape")),
     (["summary", "conv_bn", "--classes", "1"], "--classes must be", ()),
     (["summary", "linear_bn", "--head", "1"], "--head must be", ()),
     (["summary", "resnet9"], "unknown model 'resnet9'", ()),

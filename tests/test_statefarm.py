@@ -65,7 +65,7 @@ def test_statefarm_missing_data_is_one_line(tmp_path, capsys):
 
 
 def _tiny_statefarm(path, drivers=3, per_class=2):
-    """A State Farm folder of tiny random images (12x16)."""
+    """A State Farm folder of small random images (36x48)."""
     import numpy as np
     from PIL import Image
 
@@ -75,7 +75,7 @@ def _tiny_statefarm(path, drivers=3, per_class=2):
         for c in range(10):
             (path / "train" / f"c{c}").mkdir(parents=True, exist_ok=True)
             for _ in range(per_class):
-                Image.fromarray(rng.integers(0, 255, (12, 16, 3), "uint8")
+                Image.fromarray(rng.integers(0, 255, (36, 48, 3), "uint8")
                                 ).save(path / "train" / f"c{c}" / f"i{k}.jpg")
                 rows.append(f"p{d},c{c},i{k}.jpg")
                 k += 1
