@@ -24,8 +24,8 @@ class FeatureSet:
     manifest (free), labels present when the manifest says the set has
     them, as many labels as feature rows, and with ``verify`` the CRC-32
     of every data file, which finds flipped or overwritten bytes at the
-    cost of one sequential read of the files (about 0.4 s per GB from the
-    page cache).
+    cost of one sequential read of the files (about 1 s per GB from the
+    page cache, the disk's speed otherwise).
 
     Example:
 

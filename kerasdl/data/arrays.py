@@ -108,8 +108,9 @@ def load_array(path, *, mmap=True, verify=True, remedy=None):
     truncated or extended file is refused). With ``verify`` its CRC-32 is
     checked too, which finds flipped or overwritten bytes and a data file
     from another save; it costs one sequential read of the file (about
-    0.4 s per GB from the page cache, the disk's speed otherwise), after
-    which a memory-mapped array is usually in the page cache.
+    1 s per GB from the page cache on one core, the disk's speed
+    otherwise), after which a memory-mapped array is usually in the page
+    cache.
 
     Args:
         path: str. As given to ``save_array``.
