@@ -14,7 +14,7 @@ from kerasdl.data.images import image_files
 from kerasdl.data.images import image_folder
 
 
-def _save(path, color=(10, 20, 30), mode="RGB", size=(6, 4), fmt=None):
+def _save(path, color=(10, 20, 30), mode="RGB", size=(40, 34), fmt=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     img = Image.new("RGB", size, color)
     if mode != "RGB":
@@ -77,7 +77,7 @@ def test_transparent_pixels_become_white(tmp_path):
     img = Image.new("RGBA", (2, 1), (255, 0, 0, 0))
     img.putpixel((1, 0), (0, 0, 255, 255))
     img.save(tmp_path / "t.png")
-    x = image_files([tmp_path / "t.png"], image_size=(1, 2))[0]
+    x = image_files([tmp_path / "t.png"], image_size=(1, 2), min_size=1)[0]
     assert x[0, 0, 0].tolist() == [255, 255, 255]
     assert x[0, 0, 1].tolist() == [0, 0, 255]
 
@@ -202,7 +202,7 @@ def test_fingerprint_changes_with_files(folder):
     before = image_folder(folder, image_size=(2, 2)).fingerprint()
     assert before == image_folder(folder, image_size=(2, 2)).fingerprint()
     assert before != image_folder(folder, image_size=(3, 2)).fingerprint()
-    _save(folder / "a" / "0.png", (9, 9, 9), size=(7, 7))
+    _save(folder / "a" / "0.png", (9, 9, 9), size=(41, 41))
     os.utime(folder / "a" / "0.png", ns=(1, 1))
     assert image_folder(folder, image_size=(2, 2)).fingerprint() != before
 
@@ -232,3 +232,108 @@ def test_state_farm_folder(shared_data):
     x, y = b[0]
     assert x.shape == (64, 60, 80, 3) and x.dtype == np.uint8
     assert len(set(y.tolist())) > 3 and x.std() > 10
+
+
+# Own photos and hostile folders: EXIF, hidden files, tiny images, special
+# files, links, bombs, argument types.
+
+def test_exif_orientation_is_applied(tmp_path):
+    # A landscape 60x40 sensor image whose EXIF says "turn 90 degrees":
+    # the photo is portrait; turning it clockwise puts the red right edge
+    # at the bottom (without the turn, red would stay a column).
+    img = Image.new("RGB", (60, 40), (0, 0, 255))
+    img.paste((255, 0, 0), (50, 0, 60, 40))   # right edge red
+    exif = Image.Exif()
+    exif[0x0112] = 6   # rotate 270 (clockwise 90) to display
+    img.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    x = image_files([tmp_path / "phone.jpg"], image_size=(60, 40))[0]
+    assert x.shape == (1, 60, 40, 3)
+    top, bottom = x[0, :5].mean(axis=(0, 1)), x[0, -5:].mean(axis=(0, 1))
+    assert bottom[0] > 200 and bottom[2] < 60   # red at the bottom
+    assert top[2] > 200 and top[0] < 60
+
+
+def test_hidden_and_system_files_are_left_out_and_reported(folder):
+    (folder / "a" / ".DS_Store").write_bytes(b"\0\1junk")
+    (folder / "a" / "Thumbs.db").write_bytes(b"junk")
+    (folder / "b" / "desktop.ini").write_text("[x]")
+    (folder / ".hidden_class").mkdir()
+    (folder / "stray.txt").write_text("not in a class")
+    b = image_folder(folder, image_size=(4, 4))
+    assert b.class_names == ["a", "b"] and b.report.n_skipped == 0
+    ignored = {os.path.basename(p) for p, _ in b.report.ignored}
+    assert {".DS_Store", "Thumbs.db", "desktop.ini", ".hidden_class",
+            "stray.txt"} <= ignored
+    assert "Thumbs.db" in repr(b.report)
+
+
+def test_tiny_images_follow_on_error(tmp_path):
+    _save(tmp_path / "a" / "big.png")
+    _save(tmp_path / "a" / "tiny.png", size=(10, 10))
+    _save(tmp_path / "b" / "big.png")
+    with pytest.raises(ImageError, match=r"tiny.png.*10x10.*min_size=32"):
+        image_folder(tmp_path, image_size=(8, 8))
+    b = image_folder(tmp_path, image_size=(8, 8), on_error="skip")
+    assert [os.path.basename(p) for p, _ in b.report.skipped] == ["tiny.png"]
+    assert image_folder(tmp_path, image_size=(8, 8), min_size=8).n_images == 3
+
+
+def test_nested_folders_are_read(tmp_path):
+    _save(tmp_path / "a" / "sub" / "deeper" / "0.png")
+    _save(tmp_path / "b" / "0.png")
+    b = image_folder(tmp_path, image_size=(4, 4))
+    assert b.n_images == 2 and b.labels.tolist() == [0, 1]
+
+
+def test_special_files_and_links_are_named(tmp_path):
+    _save(tmp_path / "a" / "ok.png")
+    _save(tmp_path / "b" / "ok.png")
+    os.mkfifo(tmp_path / "a" / "pipe.jpg")               # would block
+    os.symlink(tmp_path / "nowhere.png", tmp_path / "a" / "dangling.png")
+    os.symlink(tmp_path / "b", tmp_path / "b" / "loop")  # a link loop
+    with pytest.raises(ImageError, match="broken symbolic link"):
+        image_folder(tmp_path, image_size=(4, 4))
+    b = image_folder(tmp_path, image_size=(4, 4), on_error="skip")
+    reasons = dict((os.path.basename(p), r) for p, r in b.report.skipped)
+    assert "FIFO" in reasons["pipe.jpg"]
+    assert "broken symbolic link" in reasons["dangling.png"]
+    assert any("loop" in r for _, r in b.report.ignored)
+    assert b.n_images == 2
+
+
+def test_unreadable_folder_is_one_clear_error(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads folders regardless of permissions")
+    _save(tmp_path / "a" / "0.png")
+    os.chmod(tmp_path / "a", 0)
+    try:
+        with pytest.raises(ValueError, match="Cannot read the folder"):
+            image_folder(tmp_path, image_size=(4, 4))
+    finally:
+        os.chmod(tmp_path / "a", 0o755)
+
+
+def test_decompression_bomb_is_a_bad_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)   # 200+ px: bomb
+    _save(tmp_path / "a" / "bomb.png")
+    _save(tmp_path / "b" / "bomb2.png")
+    with pytest.raises(ImageError, match="bomb.png.*decompression bomb"):
+        image_folder(tmp_path, image_size=(4, 4))
+    with pytest.raises(ValueError, match="Every one of the 2"):
+        image_folder(tmp_path, image_size=(4, 4), on_error="skip")
+
+
+def test_argument_types(folder):
+    # a string is one extension, not a set of letters
+    b = image_folder(folder, image_size=(4, 4), extensions=".PNG",
+                     on_error="skip")
+    assert b.n_images == 3 and len(b.report.ignored) == 2
+    assert b.report.empty_classes == [str(folder / "b")]
+    with pytest.raises(TypeError, match="class_names.*list of strings"):
+        image_folder(folder, class_names="ab")
+    with pytest.raises(ValueError, match="threads"):
+        image_folder(folder, threads=-1)
+    with pytest.raises(ValueError, match=r"GiB.*smaller image_size"):
+        image_folder(folder, image_size=(30000, 30000))
+    with pytest.raises(ValueError, match="image_size"):
+        image_folder(folder, image_size=(100000, 100000))

@@ -22,8 +22,9 @@ def add_parser(sub):
                    help=f"one of: {', '.join(registry.names())}")
     p.add_argument("--data", default="fashion", metavar="SOURCE",
                    help="'fashion' (the bundled Fashion-MNIST sample, the "
-                        "default) or a folder with one subfolder of images "
-                        "per class")
+                        "default) or a photo folder: train/ and valid/ with "
+                        "one subfolder per class (the sweep uses train/), "
+                        "or one subfolder of images per class")
     p.add_argument("--image-size", default="60,80", metavar="H,W",
                    help="image size for a folder (default 60,80)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N")
@@ -32,6 +33,9 @@ def add_parser(sub):
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable, corrupt or tiny images (counted "
+                        "in the output) instead of stopping at the first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", default="lr_find.png", metavar="PATH",
                    help="where to write the plot (default lr_find.png)")
@@ -67,13 +71,26 @@ def _data(args):
         raise UsageError(f"--data must be 'fashion' or an image folder; "
                          f"{args.data!r} is neither")
     from kerasdl.data.images import image_folder
+    from kerasdl.data.layouts import images_from_folder
 
     h, w = _image_size(args.image_size)
-    batches = image_folder(args.data, image_size=(h, w),
-                           batch_size=args.batch_size, shuffle=True,
-                           seed=args.seed)
+    options = dict(image_size=(h, w), batch_size=args.batch_size,
+                   on_error="skip" if args.skip_bad else "raise")
+    try:
+        if all(os.path.isdir(os.path.join(args.data, part))
+               for part in ("train", "valid")):
+            batches, _ = images_from_folder(args.data, seed=args.seed,
+                                            **options)
+        else:
+            batches = image_folder(args.data, shuffle=True, seed=args.seed,
+                                   **options)
+    except ValueError as e:
+        raise UsageError(" ".join(str(e).split()).replace(
+            "on_error='skip'", "--skip-bad")) from None
+    skipped = batches.report.n_skipped
+    note = f", {skipped} skipped" if skipped else ""
     return batches, (h, w, 3), batches.num_classes, \
-        f"{args.data} ({batches.n_images} images)"
+        f"{args.data} ({batches.n_images} images{note})"
 
 
 def run(args):
@@ -83,10 +100,23 @@ def run(args):
         builder, _, _ = registry.lookup(args.name)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    for flag, value in (("--batch-size", args.batch_size),
-                        ("--num-it", args.num_it)):
-        if value < 1:
-            raise UsageError(f"{flag} must be at least 1; got {value}")
+    from kerasdl.callbacks._suggest import min_num_it
+    from kerasdl.commands import output_path
+    from kerasdl.commands import seed
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; got "
+                         f"{args.batch_size}")
+    if args.num_it < min_num_it():
+        raise UsageError(f"--num-it must be at least {min_num_it()} (the "
+                         f"suggestions need that many points); got "
+                         f"{args.num_it}")
+    if not 0 < args.start_lr < args.end_lr < float("inf"):
+        raise UsageError(f"--start-lr and --end-lr must satisfy 0 < "
+                         f"start < end; got {args.start_lr} and "
+                         f"{args.end_lr}")
+    seed(args.seed)
+    output_path(args.plot, "--plot")
     data, shape, n_classes, description = _data(args)
 
     import keras
