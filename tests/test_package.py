@@ -60,7 +60,9 @@ def test_doctests():
                "kerasdl.models.surgery", "kerasdl.models.vgg",
                "kerasdl.data.datasets", "kerasdl.precision",
                "kerasdl.data.mixed", "kerasdl.pseudo", "kerasdl.submission",
-               "kerasdl.interpret", "kerasdl._files"]
+               "kerasdl.interpret", "kerasdl._files",
+               "kerasdl.data.layouts", "kerasdl.models.labels",
+               "kerasdl._validate"]
     for name in modules:
         result = doctest.testmod(importlib.import_module(name))
         assert result.failed == 0, name

@@ -135,18 +135,23 @@ def run(args):
     result = lr_find(model, data, start_lr=args.start_lr,
                      end_lr=args.end_lr, num_it=args.num_it, seed=args.seed,
                      verbose=0 if args.json else 1, **batch)
-    result.save_plot(args.plot)
-    if args.json:
-        print_json({"model": args.name, "data": description,
-                    "optimizer": args.optimizer,
-                    "suggestions": result.suggestions,
-                    "stop_reason": result.stop_reason,
-                    "points": len(result.lrs), "plot": args.plot})
-    else:
-        print(f"{args.name} on {description}, {args.optimizer}: "
-              f"{len(result.lrs)} steps ({result.stop_reason})")
-        for name, lr in result.suggestions.items():
-            default = "  (fastai's default)" if name == "valley" else ""
-            print(f"  {name:<8} {lr:.2e}{default}")
-        print(f"plot: {args.plot}")
+    from kerasdl.commands import printing
+    from kerasdl.commands import writing
+
+    with writing(args.plot, "--plot"):
+        result.save_plot(args.plot)
+    with printing():
+        if args.json:
+            print_json({"model": args.name, "data": description,
+                        "optimizer": args.optimizer,
+                        "suggestions": result.suggestions,
+                        "stop_reason": result.stop_reason,
+                        "points": len(result.lrs), "plot": args.plot})
+        else:
+            print(f"{args.name} on {description}, {args.optimizer}: "
+                  f"{len(result.lrs)} steps ({result.stop_reason})")
+            for name, lr in result.suggestions.items():
+                default = "  (fastai's default)" if name == "valley" else ""
+                print(f"  {name:<8} {lr:.2e}{default}")
+            print(f"plot: {args.plot}")
     return 0

@@ -83,7 +83,7 @@ def with_class_names(model, names):
     >>> model = kerasdl.linear_bn((8, 8, 3), 2)
     >>> model = kerasdl.with_class_names(model, ["cat", "dog"])
     >>> model.layers[-1].names, model.count_params()
-    (['cat', 'dog'], 392)
+    (['cat', 'dog'], 398)
 
     Args:
         model: keras.Model with one output whose last axis has one unit
