@@ -20,7 +20,7 @@ from tests.test_features import _data
 from tests.test_features import _model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROUNDS = 20
+ROUNDS = 8
 N = 600  # 5 chunks of 128 rows
 # layer=None keeps the model itself, whose compiled step is reused from
 # one call to the next: a round costs milliseconds of computation
