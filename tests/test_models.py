@@ -105,3 +105,24 @@ def test_param_counts_needs_built_model():
     model = keras.Sequential([keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="not built"):
         param_counts(model)
+
+
+def test_conv_bn_dropout_and_bn_momentum_keep_the_counts():
+    plain = models.conv_bn((224, 224, 3), 10)
+    dropped = models.conv_bn((224, 224, 3), 10, dropout=0.25)
+    assert param_counts(dropped) == param_counts(plain)
+    assert param_counts(plain)[1] == 7_395_000
+    names = [layer.name for layer in dropped.layers]
+    assert names.index("dropout_fc") == names.index("fc") - 1
+    assert names.index("dropout_predictions") == \
+        names.index("predictions") - 1
+    assert not any("dropout" in layer.name for layer in plain.layers)
+    bns = [layer for layer in plain.layers
+           if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(layer.momentum == 0.9 for layer in bns)
+    slow = models.conv_bn((32, 32, 3), 2, bn_momentum=0.99)
+    assert slow.get_layer("bn_input").momentum == 0.99
+    with pytest.raises(ValueError, match="dropout"):
+        models.conv_bn((32, 32, 3), 2, dropout=1.0)
+    with pytest.raises(ValueError, match="bn_momentum"):
+        models.conv_bn((32, 32, 3), 2, bn_momentum=1.0)
