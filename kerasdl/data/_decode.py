@@ -174,15 +174,19 @@ def decode(path, size, interpolation="bilinear"):
     _check_regular(path)
     try:
         with Image.open(path) as img:
-            turned = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+            orientation = img.getexif().get(_ORIENTATION, 1)
+            turned = orientation in (5, 6, 7, 8)
             if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the
                 # target is that much smaller: same result class, less work.
                 img.draft("RGB", (height, width) if turned else
                           (width, height))
             img.load()
-            # Phone photos: turn the pixels as the EXIF orientation says.
-            img = to_rgb(ImageOps.exif_transpose(img))
+            if orientation in (2, 3, 4, 5, 6, 7, 8):
+                # Phone photos: turn the pixels as the EXIF orientation says
+                # (an upright photo is not copied).
+                img = ImageOps.exif_transpose(img)
+            img = to_rgb(img)
             if img.size != (width, height):
                 img = img.resize((width, height), _RESAMPLE[interpolation])
             arr = np.asarray(img, dtype=np.uint8)
