@@ -38,6 +38,9 @@ def main(argv=None):
                         "Dense (default 0.25)")
     p.add_argument("--num-it", type=int, default=100,
                    help="steps of the learning-rate sweep (default 100)")
+    p.add_argument("--sweeps", type=int, default=1,
+                   help="LR-finder sweeps (different seeds); the rate is "
+                        "the geometric mean of their suggestions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable or tiny images (listed at the end)")
@@ -46,6 +49,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     import keras
+    import numpy as np
 
     import kerasdl
 
@@ -74,9 +78,12 @@ def main(argv=None):
         if args.wd else keras.optimizers.Adam(1e-3)
     model.compile(optimizer,
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
-    found = kerasdl.lr_find(model, train, num_it=args.num_it, seed=args.seed,
-                            verbose=0)
-    lr = found.suggestions[args.suggestion]
+    rates = []
+    for sweep in range(args.sweeps):
+        found = kerasdl.lr_find(model, train, num_it=args.num_it,
+                                seed=args.seed + 1000 * sweep, verbose=0)
+        rates.append(found.suggestions[args.suggestion])
+    lr = float(np.exp(np.mean(np.log(rates))))
     history = kerasdl.fit_one_cycle(model, train, args.epochs, lr,
                                     validation_data=valid, verbose=0)
     curve = [round(float(v), 4) for v in history.history["val_accuracy"]]
@@ -86,6 +93,7 @@ def main(argv=None):
               "wd": args.wd, "dropout": args.dropout, "num_it": args.num_it,
               "valid_pct": args.valid_pct, "seed": args.seed, "batch_size": args.batch_size,
               "lr": lr, "suggestion": args.suggestion,
+              "sweeps": args.sweeps, "sweep_rates": rates,
               "suggestions": found.suggestions, "val_accuracy": curve,
               "seconds": round(time.time() - start, 1),
               "skipped": train.report.n_skipped}
