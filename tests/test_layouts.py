@@ -201,3 +201,30 @@ def test_dogscats_three_layouts_agree(shared_data):
     assert by_pattern.class_names == ["cat", "dog"]
     x, y = train[0]
     assert x.shape == (32, 32, 32, 3) and x.dtype == np.uint8
+
+
+def test_own_photos_recipe_end_to_end(pair, tmp_path, capsys):
+    import importlib.util
+    import json
+
+    import keras
+
+    path = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "recipes", "own_photos.py")
+    spec = importlib.util.spec_from_file_location("own_photos", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    saved = tmp_path / "m.keras"
+    assert recipe.main([str(pair), "--size", "32", "--epochs", "1",
+                        "--batch-size", "4", "--num-it", "30",
+                        "--save", str(saved), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["classes"] == ["a", "b"]
+    assert (result["train"], result["valid"]) == (12, 4)
+    assert len(result["val_accuracy"]) == 1 and result["lr"] > 0
+    model = keras.saving.load_model(saved, safe_mode=True)
+    assert kerasdl.class_names(model) == ["a", "b"]
+    with pytest.raises(SystemExit) as stop:
+        recipe.main([str(pair / "train")])
+    assert stop.value.code == 2
+    assert "valid_pct" in capsys.readouterr().err
