@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from kerasdl import cli
+from tests.test_statefarm import _tiny_statefarm
 
 BIG = "1000000000000"
 
@@ -22,10 +22,10 @@ def world(tmp_path_factory):
     whose list names a missing image, MovieLens folders (3 ratings; a bad
     row), an empty file and a plain file."""
     root = tmp_path_factory.mktemp("world")
-    _statefarm(root / "sf", drivers=6, per_class=1)
-    _statefarm(root / "sf_missing", drivers=3, per_class=1)
-    os.remove(root / "sf_missing" / "train" / "c3" / "img_3.jpg")
-    _statefarm(root / "sf_few", drivers=3, per_class=1)
+    _tiny_statefarm(root / "sf", drivers=6, per_class=1)
+    _tiny_statefarm(root / "sf_missing", drivers=3, per_class=1)
+    os.remove(root / "sf_missing" / "train" / "c3" / "i3.jpg")
+    _tiny_statefarm(root / "sf_few", drivers=3, per_class=1)
     (root / "ml").mkdir()
     (root / "ml" / "u.data").write_text("1\t1\t5\t0\n1\t2\t3\t0\n2\t1\t4\t0\n")
     (root / "ml_bad").mkdir()
@@ -37,21 +37,6 @@ def world(tmp_path_factory):
     (root / "garbage.h5").write_bytes(bytes(range(256)) * 8)
     (root / "file").write_text("not a folder")
     return root
-
-
-def _statefarm(path, drivers, per_class):
-    rng = np.random.default_rng(0)
-    rows, k = ["subject,classname,img"], 0
-    for d in range(drivers):
-        for c in range(10):
-            (path / "train" / f"c{c}").mkdir(parents=True, exist_ok=True)
-            for _ in range(per_class):
-                pixels = rng.integers(0, 255, (36, 48, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(
-                    path / "train" / f"c{c}" / f"img_{k}.jpg")
-                rows.append(f"p{d:03d},c{c},img_{k}.jpg")
-                k += 1
-    (path / "driver_imgs_list.csv").write_text("\n".join(rows) + "\n")
 
 
 SF = ["statefarm", "--data", "{w}/sf", "--out", "{out}/sf"]

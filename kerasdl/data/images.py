@@ -351,14 +351,44 @@ def image_folder(directory, *, image_size=(224, 224), batch_size=32,
     if not class_names:
         raise ValueError(f"{directory!r} holds no class subfolders. Put the "
                          f"images of each class in a subfolder of it.")
+    paths, labels = files_by_class(directory, class_names,
+                                   extensions=extensions, report=report,
+                                   on_empty=on_error)
+    return ImageBatches(paths, labels, class_names=class_names,
+                        image_size=image_size, batch_size=batch_size,
+                        shuffle=shuffle, seed=seed, on_error=on_error,
+                        report=report, **kwargs)
+
+
+def files_by_class(directory, class_names, *, extensions=None, report=None,
+                   on_empty="raise", missing_ok=False):
+    """The image files of ``directory/<class>/**`` and their labels.
+
+    Args:
+        directory: str.
+        class_names: list of str. Label ``i`` is ``class_names[i]``.
+        extensions: str, tuple of str or None. See ``list_images``.
+        report: LoadReport or None.
+        on_empty: ``"raise"``, or ``"skip"`` to record an empty class
+            folder in ``report.empty_classes``.
+        missing_ok: bool. Class folders that are absent or empty are
+            passed over without a word (a validation folder may lack a
+            class).
+
+    Returns:
+        ``(paths, labels)``: two lists.
+    """
+    report = report if report is not None else LoadReport()
     paths, labels = [], []
     for label, name in enumerate(class_names):
         folder = os.path.join(directory, name)
         if not os.path.isdir(folder):
+            if missing_ok:
+                continue
             raise ValueError(f"Class folder {folder!r} not found.")
         files = list_images(folder, extensions=extensions, report=report)
-        if not files:
-            if on_error == "raise":
+        if not files and not missing_ok:
+            if on_empty == "raise":
                 raise ValueError(
                     f"Class folder {folder!r} holds no image files. Add "
                     f"images, remove the folder, or pass on_error='skip' "
@@ -366,10 +396,7 @@ def image_folder(directory, *, image_size=(224, 224), batch_size=32,
             report.empty_classes.append(folder)
         paths += files
         labels += [label] * len(files)
-    return ImageBatches(paths, labels, class_names=class_names,
-                        image_size=image_size, batch_size=batch_size,
-                        shuffle=shuffle, seed=seed, on_error=on_error,
-                        report=report, **kwargs)
+    return paths, labels
 
 
 def class_folders(directory, report=None):

@@ -29,6 +29,7 @@ from kerasdl import _validate
 from kerasdl.data.images import ImageBatches
 from kerasdl.data.images import LoadReport
 from kerasdl.data.images import class_folders
+from kerasdl.data.images import files_by_class
 from kerasdl.data.images import list_images
 
 __all__ = ["images_from_csv", "images_from_folder", "images_from_names"]
@@ -86,8 +87,9 @@ def images_from_folder(root, *, train="train", valid="valid",
     if valid_pct is not None:
         valid_pct = _validate.fraction(valid_pct, "valid_pct")
         source = train_dir if os.path.isdir(train_dir) else root
-        paths, labels, names = _read_classes(source, None, extensions,
-                                             report)
+        paths, labels, names = _read_classes(
+            source, None, extensions, report,
+            on_empty=kwargs.get("on_error", "raise"))
         is_valid = _random_valid(len(paths), valid_pct, seed)
         return _pair(paths, labels, is_valid, names, seed, report, kwargs)
     if not (os.path.isdir(train_dir) and os.path.isdir(valid_dir)):
@@ -98,7 +100,8 @@ def images_from_folder(root, *, train="train", valid="valid",
             f"{_listing(found) or 'no subfolders'} in {root!r}. Pass "
             f"valid_pct=0.2 to split one folder of class folders at "
             f"random, or train=/valid= to name your folders.")
-    tp, tl, names = _read_classes(train_dir, None, extensions, report)
+    tp, tl, names = _read_classes(train_dir, None, extensions, report,
+                                  on_empty=kwargs.get("on_error", "raise"))
     extra = sorted(set(class_folders(valid_dir)) - set(names))
     if extra:
         raise ValueError(
@@ -360,7 +363,8 @@ def _pair(paths, labels, is_valid, names, seed, report, kwargs):
     return train, valid
 
 
-def _read_classes(directory, names, extensions, report, missing_ok=False):
+def _read_classes(directory, names, extensions, report, missing_ok=False,
+                  on_empty="raise"):
     """Paths and labels of ``directory/<class>/**``."""
     if names is None:
         names = class_folders(directory, report)
@@ -369,19 +373,9 @@ def _read_classes(directory, names, extensions, report, missing_ok=False):
                 f"{directory!r} holds no class subfolders. Put the images "
                 f"of each class in a subfolder of it.")
         _enough_classes(names, repr(directory))
-    paths, labels = [], []
-    for label, name in enumerate(names):
-        folder = os.path.join(directory, name)
-        if not os.path.isdir(folder):
-            if missing_ok:
-                continue
-            raise ValueError(f"Class folder {folder!r} not found.")
-        files = list_images(folder, extensions=extensions, report=report)
-        if not files and not missing_ok:
-            raise ValueError(f"Class folder {folder!r} holds no image "
-                             f"files. Add images or remove the folder.")
-        paths += files
-        labels += [label] * len(files)
+    paths, labels = files_by_class(directory, names, extensions=extensions,
+                                   report=report, missing_ok=missing_ok,
+                                   on_empty=on_empty)
     return paths, np.array(labels, np.int32), names
 
 
