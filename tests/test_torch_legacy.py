@@ -42,6 +42,13 @@ class PersistentId:
         self.pid = pid
 
 
+class Build:
+    """``obj`` with ``state`` applied at load time (pickle's BUILD)."""
+
+    def __init__(self, obj, state):
+        self.obj, self.state = obj, state
+
+
 def emit(obj):
     """Pickle bytes (protocol 2) for the few kinds of object used here."""
     out = io.BytesIO()
@@ -83,6 +90,10 @@ def _emit(obj, out):
         _emit(obj.func, out)
         _emit(tuple(obj.args), out)
         out.write(pickle.REDUCE)
+    elif isinstance(obj, Build):
+        _emit(obj.obj, out)
+        _emit(obj.state, out)
+        out.write(pickle.BUILD)
     elif isinstance(obj, PersistentId):
         _emit(obj.pid, out)
         out.write(pickle.BINPERSID)
@@ -318,6 +329,26 @@ def test_storage_type_cannot_be_called(tmp_path):
     path = write(tmp_path, "call.pth", legacy_bytes(obj, {}))
     with pytest.raises(ValueError, match="could not read the pickled obj"):
         read_state_dict(path)
+
+
+@pytest.mark.parametrize("target, state, message", [
+    (Global("torch", "FloatStorage"), (None, {"dtype": "<f8"}),
+     "tries to set 'dtype' on torch.FloatStorage"),
+    (Global("torch._utils", "_rebuild_tensor_v2"),
+     (None, {"__defaults__": (1, 2, 3)}), "tries to set '__defaults__'"),
+    (Global("torch", "FloatStorage"), {"dtype": "<f8"},
+     "could not read the pickled object"),
+])
+def test_shared_stand_ins_cannot_be_altered(tmp_path, sample, target,
+                                            state, message):
+    evil = {"w": Build(target, state)}
+    path = write(tmp_path, "build.pth", legacy_bytes(evil, {}))
+    with pytest.raises(ValueError, match=message):
+        read_state_dict(path)
+    # a file read afterwards is read as before
+    obj, storages, expected = sample
+    path = write(tmp_path, "after.pth", legacy_bytes(obj, storages))
+    check_equal(read_state_dict(path), expected)
 
 
 def test_wrong_magic(tmp_path):

@@ -110,15 +110,48 @@ def read_state_dict(path):
 # ---------------------------------------------------------------- stand-ins
 
 
-class _StorageType:
+class _Frozen:
+    """Shared stand-ins refuse changes, so that a file cannot alter them
+    (pickle's BUILD opcode sets attributes) for the files read after it."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        raise ValueError(
+            f"The file tries to set {name!r} on {self!r}; it was refused. "
+            f"A state dict never does this: the file is crafted or "
+            f"damaged.")
+
+
+class _StorageType(_Frozen):
     """What ``torch.FloatStorage`` and friends unpickle to (not callable,
     so a file cannot make a storage by calling it)."""
 
     __slots__ = ("name", "dtype")
 
     def __init__(self, name, dtype):
-        self.name = name
-        self.dtype = np.dtype(dtype)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "dtype", np.dtype(dtype))
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+
+class _Callable(_Frozen):
+    """A function the file may call, without a writable ``__dict__`` or
+    ``__defaults__``."""
+
+    __slots__ = ("name", "func")
+
+    def __init__(self, name, func):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "func", func)
+
+    def __call__(self, *args):
+        return self.func(*args)
+
+    def __repr__(self):
+        return self.name
 
 
 class _Storage:
@@ -173,10 +206,10 @@ def _rebuild_parameter(data, requires_grad, backward_hooks):
 
 _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
 }
+_ALLOWED.update({("torch._utils", f.__name__): _Callable(
+    f"torch._utils.{f.__name__}", f) for f in (
+        _rebuild_tensor_v2, _rebuild_tensor, _rebuild_parameter)})
 _ALLOWED.update({("torch", name): _StorageType(name, dtype)
                  for name, dtype in STORAGE_DTYPES.items()})
 
