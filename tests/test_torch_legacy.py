@@ -351,6 +351,21 @@ def test_shared_stand_ins_cannot_be_altered(tmp_path, sample, target,
     check_equal(read_state_dict(path), expected)
 
 
+def test_deep_nesting_refused(tmp_path):
+    depth = 50_000
+    nested = (pickle.PROTO + b"\x02" + pickle.EMPTY_DICT
+              + pickle.BINUNICODE + struct.pack("<I", 1) + b"w"
+              + pickle.EMPTY_LIST * depth + pickle.APPEND * (depth - 1)
+              + pickle.SETITEM + pickle.STOP)
+    head = io.BytesIO()
+    for part in (LEGACY_MAGIC, 1001, {}):
+        pickle.dump(part, head, protocol=2)
+    path = write(tmp_path, "deep.pth", head.getvalue() + nested
+                 + pickle.dumps([], protocol=2))
+    with pytest.raises(ValueError, match="nests containers too deeply"):
+        read_state_dict(path)
+
+
 def test_wrong_magic(tmp_path):
     data = io.BytesIO()
     pickle.dump(12345, data, protocol=2)

@@ -99,11 +99,16 @@ def read_state_dict(path):
             f"file saved with torch.save.")
     with open(path, "rb") as f:
         head = f.read(4)
-    if zipfile.is_zipfile(path) and head == b"PK\x03\x04":
-        obj = _read_zip(path)
-    else:
-        with open(path, "rb") as f:
-            obj = _read_legacy(f, path, os.path.getsize(path))
+    try:
+        if zipfile.is_zipfile(path) and head == b"PK\x03\x04":
+            obj = _read_zip(path)
+        else:
+            with open(path, "rb") as f:
+                obj = _read_legacy(f, path, os.path.getsize(path))
+    except RecursionError:
+        raise ValueError(
+            f"{path!r} nests containers too deeply for a state dict; the "
+            f"file is crafted or damaged.") from None
     return _as_state_dict(obj, path)
 
 
