@@ -30,6 +30,7 @@ MODULES = (
     "kerasdl.models.collab",
     "kerasdl.models.autorec",
     "kerasdl.models.labels",
+    "kerasdl.metrics",
     "kerasdl.data.augment",
     "kerasdl.callbacks.schedules",
     "kerasdl.callbacks.annealing",

@@ -1,12 +1,34 @@
 """Interpretation: confusion matrix, most confused pairs, top losses, plots.
 
-Plots are matplotlib figures (the Agg backend, no screen needed); use
+The module itself is callable: ``kerasdl.interpret(model, batches)``
+predicts ``batches`` with ``model`` and returns an ``Interpretation``
+(confusion matrix or per-label 2x2 matrices, most confused classes, top
+losses, most uncertain and most confidently wrong examples, label-wise
+metrics, plots); see ``kerasdl.interpretation.interpret`` for its
+arguments. The functions below work on arrays of targets and
+probabilities.
+
+Plots are matplotlib figures made without a screen; pass ``path=`` or use
 ``save_figure`` to write a PNG that appears complete or not at all.
+
+Example:
+
+>>> import keras, numpy as np, kerasdl
+>>> x = np.zeros((4, 2), "float32")
+>>> model = keras.Sequential([keras.Input((2,)),
+...                           keras.layers.Dense(2, activation="softmax")])
+>>> interp = kerasdl.interpret(model, (x, np.array([0, 1, 1, 1])),
+...                            class_names=["cat", "dog"], verbose=0)
+>>> int(interp.confusion_matrix().sum()), len(interp.top_losses(2)[0])
+(4, 2)
 """
+
+import sys
+import types
 
 import numpy as np
 
-from kerasdl._files import atomic_path
+from kerasdl import _plot
 
 
 def confusion_matrix(y_true, y_pred, n_classes=None):
@@ -90,17 +112,52 @@ def top_losses(y_true, probs, k=9):
 def accuracy_multi(y_true, probs, threshold=0.5):
     """Multi-label accuracy: share of (example, label) cells right.
 
+    A label is predicted present when its probability is above
+    ``threshold``. On arrays it returns a float. Given backend tensors (as
+    when passed to ``model.compile(metrics=[accuracy_multi])``) it returns
+    each example's share of labels right as a tensor, which Keras
+    averages; ``kerasdl.AccuracyMulti(threshold)`` is the metric object
+    for ``compile`` (it saves with the model).
+
     Example:
 
     >>> accuracy_multi([[1, 0], [1, 1]], [[0.8, 0.6], [0.7, 0.9]])
     0.75
+
+    Args:
+        y_true: array ``(n, n_labels)`` of 0/1 targets.
+        probs: array ``(n, n_labels)`` of probabilities.
+        threshold: float in (0, 1). Defaults to 0.5.
+
+    Returns:
+        A float (a tensor of shape ``(n,)`` for tensor inputs).
+
+    Raises:
+        ValueError: shapes differ or ``threshold`` is outside (0, 1).
     """
+    if _is_backend_tensor(y_true) or _is_backend_tensor(probs):
+        from kerasdl import metrics
+
+        if not 0 < threshold < 1:
+            raise ValueError(f"`threshold` must be in (0, 1). Received: "
+                             f"threshold={threshold}.")
+        return metrics.per_example_accuracy(y_true, probs, threshold)
     t, p = _multi(y_true, probs, threshold)
     return float((t == p).mean())
 
 
 def multilabel_confusion(y_true, probs, threshold=0.5):
     """One 2x2 matrix per label: ``[[tn, fp], [fn, tp]]``.
+
+    Rows are actual (absent, present), columns predicted (absent,
+    present); a label is predicted present when its probability is above
+    ``threshold``.
+
+    Example:
+
+    >>> multilabel_confusion([[1, 0], [1, 1]], [[0.8, 0.6], [0.7, 0.9]]
+    ...                      ).tolist()
+    [[[0, 0], [0, 2]], [[0, 1], [0, 1]]]
 
     Returns:
         An int64 array ``(n_labels, 2, 2)``.
@@ -113,20 +170,85 @@ def multilabel_confusion(y_true, probs, threshold=0.5):
     return out
 
 
-def plot_confusion_matrix(cm, class_names=None, title="Confusion matrix"):
-    """A heat map of ``cm`` with counts; returns the Figure."""
-    fig, ax = _figure(figsize=(6, 5))
+def plot_confusion_matrix(cm, class_names=None, title="Confusion matrix",
+                          path=None):
+    """A heat map of ``cm`` with its counts; returns the Figure.
+
+    The figure grows with the number of classes and the counts' font
+    with the cells (8 points at least), so that a 10x10 matrix reads at a
+    glance. Above 40 classes the counts are left out (they would not fit).
+
+    Args:
+        cm: array ``(k, k)``, rows actual, columns predicted.
+        class_names: sequence of k names or None (use indices).
+        title: str.
+        path: str or None. Also write the figure there as a PNG.
+
+    Returns:
+        A matplotlib Figure.
+    """
     cm = np.asarray(cm)
-    names = class_names if class_names is not None else range(len(cm))
-    im = ax.imshow(cm, cmap="Blues")
-    fig.colorbar(im, ax=ax)
-    ax.set(xticks=range(len(cm)), yticks=range(len(cm)),
-           xticklabels=names, yticklabels=names, xlabel="predicted",
-           ylabel="actual", title=title)
-    for (a, b), v in np.ndenumerate(cm):
-        ax.text(b, a, str(v), ha="center", va="center", fontsize=7,
-                color="white" if v > cm.max() / 2 else "black")
+    k = len(cm)
+    names = [str(n) for n in (class_names if class_names is not None
+                              else range(k))]
+    if len(names) != k:
+        raise ValueError(f"Expected {k} class names, found {len(names)}.")
+    side = float(min(20, max(5, 0.5 * k + 3)))
+    fig, axes = _plot.figure(figsize=(side + 1, side))
+    font = _plot.cell_font(side, k)
+    tick = max(_plot.MIN_FONT, min(12, font))
+    _plot.heatmap(axes[0, 0], cm, labels=names, xlabel="predicted",
+                  ylabel="actual", title=title, font=font, tick_font=tick)
+    if k > 40:
+        for text in list(axes[0, 0].texts):
+            text.remove()
     fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_multilabel_confusion(matrices, class_names=None, path=None,
+                              ncols=4):
+    """One small 2x2 heat map per label (from ``multilabel_confusion``).
+
+    Example:
+
+    >>> m = multilabel_confusion([[1, 0], [0, 1]], [[0.9, 0.6], [0.2, 0.1]])
+    >>> len(plot_multilabel_confusion(m, ["cat", "dog"]).axes)
+    2
+
+    Args:
+        matrices: array ``(n_labels, 2, 2)``.
+        class_names: sequence of label names or None.
+        path: str or None. Also write the figure there as a PNG.
+        ncols: int. Maps per row. Defaults to 4.
+
+    Returns:
+        A matplotlib Figure with one axes per label.
+    """
+    m = np.asarray(matrices)
+    if m.ndim != 3 or m.shape[1:] != (2, 2):
+        raise ValueError(f"Expected per-label matrices (n_labels, 2, 2); "
+                         f"found shape {m.shape}.")
+    names = [str(n) for n in (class_names if class_names is not None
+                              else range(len(m)))]
+    if len(names) != len(m):
+        raise ValueError(f"Expected {len(m)} label names, found "
+                         f"{len(names)}.")
+    cols = max(1, min(ncols, len(m)))
+    rows = -(-len(m) // cols)
+    fig, axes = _plot.figure(rows, cols, figsize=(2.8 * cols, 2.8 * rows))
+    for i, ax in enumerate(axes.ravel()):
+        if i >= len(m):
+            fig.delaxes(ax)
+            continue
+        _plot.heatmap(ax, m[i], labels=["no", "yes"], xlabel="predicted",
+                      ylabel="actual", title=names[i], font=14,
+                      tick_font=10)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
     return fig
 
 
@@ -137,38 +259,19 @@ def plot_top_losses(images, y_true, probs, class_names=None, k=9):
     pred = np.asarray(probs).argmax(axis=1)
     names = class_names if class_names is not None else range(
         np.asarray(probs).shape[1])
-    cols = int(np.ceil(np.sqrt(len(idx)))) or 1
-    rows = int(np.ceil(len(idx) / cols)) or 1
-    fig, axes = _figure(rows, cols, figsize=(2.5 * cols, 2.5 * rows))
-    for ax in np.ravel(axes):
-        ax.axis("off")
-    for ax, i, loss in zip(np.ravel(axes), idx, losses):
-        img = np.asarray(images[i])
-        ax.imshow(img.squeeze(), cmap="gray" if img.ndim == 2 or
-                  img.shape[-1] == 1 else None)
-        ax.set_title(f"{names[pred[i]]}/{names[t[i]]}\n{loss:.2f}",
-                     fontsize=8)
-    fig.tight_layout()
-    return fig
+    titles = [f"{names[pred[i]]}/{names[t[i]]}\n{loss:.2f}"
+              for i, loss in zip(idx, losses)]
+    colors = [_plot.RIGHT if pred[i] == t[i] else _plot.WRONG for i in idx]
+    return _plot.image_grid([np.asarray(images[i]) for i in idx], titles,
+                            colors=colors)
 
 
 def save_figure(fig, path, dpi=100):
-    """Saves ``fig`` as a PNG (complete or absent) and closes it."""
-    import matplotlib.pyplot as plt
+    """Saves ``fig`` as a PNG (complete or absent); returns the path.
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return str(path)
-
-
-def _figure(rows=1, cols=1, figsize=(6, 4)):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(rows, cols, figsize=figsize)
+    A figure made through pyplot is closed afterwards.
+    """
+    return _plot.save(fig, path, dpi=dpi)
 
 
 def _width(y):
@@ -199,4 +302,32 @@ def _multi(y_true, probs, threshold):
     if not 0 < threshold < 1:
         raise ValueError(f"`threshold` must be in (0, 1). Received: "
                          f"threshold={threshold}.")
-    return (t > 0.5).astype(np.int64), (p >= threshold).astype(np.int64)
+    return (t > 0.5).astype(np.int64), (p > threshold).astype(np.int64)
+
+
+def _is_backend_tensor(x):
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
+        return False
+    keras = sys.modules.get("keras")
+    return keras is not None and keras.ops.is_tensor(x)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``kerasdl.interpret(model, batches, ...)``.
+
+    ``kerasdl.interpret`` names both this module (``from kerasdl import
+    interpret; interpret.confusion_matrix(...)``) and the function that
+    interprets a model, so the module forwards calls to
+    ``kerasdl.interpretation.interpret``.
+    """
+
+    def __call__(self, model, batches, **kwargs):
+        from kerasdl.interpretation import interpret as run
+
+        return run(model, batches, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+# The package's lazy table reads `interpret` from this module: it must be
+# the module itself, or `kerasdl.interpret` would stop being the module.
+interpret = sys.modules[__name__]
