@@ -17,6 +17,7 @@ _EXPORTS = {
     "conv_bn": "kerasdl.models.baselines",
     "deeper_conv_bn": "kerasdl.models.baselines",
     "dense_bn_head": "kerasdl.models.baselines",
+    "vision_model": "kerasdl.models.vision",
     "vgg16": "kerasdl.models.vgg",
     "vgg16_bn": "kerasdl.models.vgg",
     "efficientnet_lite0": "kerasdl.models.efficientnet_lite",
