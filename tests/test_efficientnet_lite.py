@@ -208,6 +208,19 @@ def test_missing_package_gives_install_hint(monkeypatch):
         efficientnet_lite0(weights="imagenet")
 
 
+def test_package_without_its_checkpoint(monkeypatch, tmp_path):
+    package = tmp_path / "kerasdl_fake_lite0_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(efficientnet_lite, "CHECKPOINT_PACKAGE",
+                        "kerasdl_fake_lite0_package")
+    with pytest.raises(ValueError, match="is installed but its checkpoint "
+                                         ".*efficientnet-lite0-57934424.pth"
+                                         ".* is missing"):
+        efficientnet_lite0(weights="imagenet")
+
+
 @needs_checkpoint
 def test_conversion_names_the_first_misfit():
     path = efficientnet_lite.checkpoint_path()

