@@ -262,8 +262,8 @@ def test_freeze_upto_a_layer_inside_the_backbone():
     assert freeze(model, "conv2") == ["bb/conv1", "bb/bn1"]
     trainable = {w.path for w in model.trainable_weights}
     assert "bb/conv1/kernel" not in trainable
-    assert {"bb/bn1/gamma", "bb/conv2/kernel", "sequential/out/kernel"
-            } <= trainable or {"bb/bn1/gamma", "bb/conv2/kernel"} <= trainable
+    assert {"bb/bn1/gamma", "bb/conv2/kernel"} <= trainable  # train_bn
+    assert any(path.endswith("/out/kernel") for path in trainable)
     assert freeze(model, "bb/conv2", train_bn=False) == ["bb/conv1", "bb/bn1"]
     assert not backbone.get_layer("bn1").trainable
     assert freeze(model, 1) == ["bb"]  # an index into model.layers

@@ -137,10 +137,10 @@ def vision_model(backbone, n_classes, *, head="dense_bn", p=0.5,
     Example:
 
     >>> backbone = keras.Sequential([
-    ...     keras.Input((16, 16, 3)),
-    ...     keras.layers.Conv2D(8, 3, name="conv"),
+    ...     keras.Input((12, 12, 3)),
+    ...     keras.layers.Conv2D(4, 3, name="conv"),
     ...     keras.layers.BatchNormalization(name="bn")], name="tiny")
-    >>> model = vision_model(backbone, 5)
+    >>> model = vision_model(backbone, 5, units=16)
     >>> [layer.name for layer in model.layers][:4]
     ['image', 'tiny', 'head_pool', 'head_bn1']
     >>> model.output_shape
