@@ -57,6 +57,8 @@ _EXPORTS = {
     "ThresholdSweep": "kerasdl.metrics",
     "show_batch": "kerasdl.show",
     "show_results": "kerasdl.show",
+    "tta": "kerasdl.tta",
+    "predict_files": "kerasdl.predict",
     # data: images, splits
     "ImageBatches": "kerasdl.data.images",
     "image_folder": "kerasdl.data.images",
