@@ -126,3 +126,76 @@ def test_conv_bn_dropout_and_bn_momentum_keep_the_counts():
         models.conv_bn((32, 32, 3), 2, dropout=1.0)
     with pytest.raises(ValueError, match="bn_momentum"):
         models.conv_bn((32, 32, 3), 2, bn_momentum=1.0)
+
+
+@pytest.mark.parametrize("builder,shape,kwargs", [
+    (models.linear_bn, (224, 224, 3), {}),
+    (models.conv_bn, (224, 224, 3), {}),
+    (models.deeper_conv_bn, (32, 32, 3), {"filters": (4, 8), "units": 8}),
+    (models.dense_bn_head, (14, 14, 512), {}),
+])
+def test_multi_label_and_y_range_keep_the_counts(builder, shape, kwargs):
+    plain = builder(shape, 10, **kwargs)
+    multi = builder(shape, 10, multi_label=True, **kwargs)
+    ranged = builder(shape, 10, y_range=(-1, 1), **kwargs)
+    assert param_counts(multi) == param_counts(ranged) == param_counts(plain)
+    assert plain.layers[-1].activation is keras.activations.softmax
+    assert multi.layers[-1].activation is keras.activations.sigmoid
+    assert [layer.name for layer in ranged.layers][-2:] == [
+        "logits", "predictions"]
+    last = ranged.layers[-1]
+    assert type(last).__name__ == "ScaledSigmoid"
+    assert (last.low, last.high) == (-1.0, 1.0)
+    assert ranged.get_layer("logits").activation is \
+        keras.activations.linear
+
+
+def test_output_activations_in_numbers():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 3)).astype(
+        "float32")
+    multi = models.linear_bn((8, 8, 3), 3, multi_label=True)
+    p = multi.predict(x, verbose=0)
+    assert ((p > 0) & (p < 1)).all()
+    assert np.abs(p.sum(axis=1) - 1).max() > 0.05  # not a softmax
+    one = models.linear_bn((8, 8, 3), 1, y_range=(2.0, 3.0))
+    out = one.predict(x, verbose=0)
+    assert out.shape == (16, 1) and (out >= 2).all() and (out <= 3).all()
+    logits = keras.Model(one.inputs, one.get_layer("logits").output)
+    z = logits.predict(x, verbose=0)
+    np.testing.assert_allclose(out, 2 + 1 / (1 + np.exp(-z)), atol=1e-5)
+
+
+def test_y_range_model_saves_and_loads_safely(tmp_path):
+    model = models.conv_bn((32, 32, 3), 2, units=8, y_range=(-1, 1))
+    path = tmp_path / "points.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(
+        "float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-5)
+    assert loaded.layers[-1].get_config()["low"] == -1.0
+
+
+def test_output_argument_errors():
+    # one label or one output is fine; a softmax needs two classes
+    assert models.conv_bn((32, 32, 3), 1, multi_label=True).output_shape \
+        == (None, 1)
+    assert models.dense_bn_head((4, 4, 8), 1, y_range=(0, 5)).output_shape \
+        == (None, 1)
+    with pytest.raises(ValueError, match=r"n_classes.*>= 2"):
+        models.conv_bn((32, 32, 3), 1)
+    with pytest.raises(ValueError, match=r"`n_classes` must be an integer "
+                                         r">= 1.*n_classes=0"):
+        models.linear_bn((8, 8, 3), 0, y_range=(0, 1))
+    with pytest.raises(ValueError, match="either multi_label.*or y_range"):
+        models.linear_bn((8, 8, 3), 2, multi_label=True, y_range=(0, 1))
+    with pytest.raises(ValueError, match=r"high > low.*y_range=\(1, 1\)"):
+        models.conv_bn((32, 32, 3), 2, y_range=(1, 1))
+    with pytest.raises(ValueError, match="finite"):
+        models.linear_bn((8, 8, 3), 2, y_range=(0, float("inf")))
+    with pytest.raises(TypeError, match=r"pair of numbers.*y_range=5"):
+        models.deeper_conv_bn((32, 32, 3), 2, y_range=5)
+    with pytest.raises(TypeError, match="multi_label.*True or False"):
+        models.dense_bn_head((4, 4, 8), 2, multi_label="yes")

@@ -11,13 +11,28 @@ batches an epoch) the moving mean of the input BN was still far from the
 data after 8 epochs, and a model at 0.99 training accuracy predicted one
 class for every validation photo. With 0.9 the same run reached about
 0.72 (bench/NOTES.md, "Your own photos").
+
+Outputs: every builder ends in a softmax over ``n_classes`` (compile with
+``sparse_categorical_crossentropy``, or ``categorical_crossentropy`` for
+one-hot targets). With ``multi_label=True`` it ends in one sigmoid per
+label instead (multi-hot targets, ``task == "multi_label"``: compile with
+``binary_crossentropy``). With ``y_range=(low, high)`` it outputs
+``n_classes`` numbers squashed into ``(low, high)`` by a ``ScaledSigmoid``
+(fastai's ``y_range``; regression targets: compile with ``mse``); points
+scaled to [-1, 1] take ``y_range=(-1, 1)`` and two outputs per point. The
+last Dense keeps its size, so the parameter counts do not change; with
+``y_range`` it is named ``logits`` and the ``ScaledSigmoid`` (no weights)
+is ``predictions``, the model's last layer in every case.
 """
+
+import math
 
 import keras
 from keras import layers
 
 from kerasdl import _validate
 from kerasdl.models import _checks
+from kerasdl.models.collab import ScaledSigmoid
 
 BN_MOMENTUM = 0.9
 
@@ -31,8 +46,53 @@ def _momentum(value):
                             high_open=True)
 
 
+def _outputs(n_classes, multi_label, y_range):
+    """Checks the output arguments; returns ``(n, multi_label, y_range)``.
+
+    A softmax needs two classes or more; one sigmoid label or one
+    regression output is fine.
+    """
+    if not isinstance(multi_label, bool):
+        raise TypeError(f"`multi_label` must be True or False. Received: "
+                        f"multi_label={multi_label!r}.")
+    if y_range is not None:
+        try:
+            low, high = (float(v) for v in y_range)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`y_range` must be None or a pair of numbers (low, high) "
+                f"such as (-1.0, 1.0). Received: y_range={y_range!r}."
+            ) from None
+        if not (math.isfinite(low) and math.isfinite(high) and high > low):
+            raise ValueError(
+                f"`y_range` must be (low, high), finite with high > low, "
+                f"such as (-1.0, 1.0). Received: y_range={y_range!r}.")
+        y_range = (low, high)
+    if multi_label and y_range is not None:
+        raise ValueError(
+            "Pass either multi_label=True (a sigmoid per label) or y_range "
+            "(regression outputs), not both.")
+    if not multi_label and y_range is None:
+        return _checks.n_classes(n_classes), False, None
+    n = _validate.integer(n_classes, "n_classes", low=1,
+                          hint="It is the number of labels or outputs.")
+    return n, multi_label, y_range
+
+
+def _output_layers(n, multi_label, y_range, regularizer=None):
+    """The last Dense and, with ``y_range``, the ``ScaledSigmoid``."""
+    if y_range is not None:
+        return [layers.Dense(n, kernel_regularizer=regularizer,
+                             name="logits"),
+                ScaledSigmoid(*y_range, name="predictions")]
+    return [layers.Dense(n, activation="sigmoid" if multi_label else
+                         "softmax", kernel_regularizer=regularizer,
+                         name="predictions")]
+
+
 def linear_bn(input_shape=(224, 224, 3), n_classes=10, *, l2=None,
-              bn_momentum=BN_MOMENTUM, name="linear_bn"):
+              bn_momentum=BN_MOMENTUM, multi_label=False, y_range=None,
+              name="linear_bn"):
     """The course's first State Farm model: BatchNorm, Flatten, Dense.
 
     Normalising the inputs first lets a linear softmax train at all on raw
@@ -48,11 +108,18 @@ def linear_bn(input_shape=(224, 224, 3), n_classes=10, *, l2=None,
     Args:
         input_shape: tuple. ``(height, width, channels)``.
             Defaults to ``(224, 224, 3)``.
-        n_classes: int. Number of classes, at least 2. Defaults to 10.
+        n_classes: int. Number of classes, at least 2 (labels with
+            ``multi_label``, outputs with ``y_range``: at least 1).
+            Defaults to 10.
         l2: float or None. L2 penalty on the Dense kernel (the course
             tried 0.01). Defaults to ``None``.
         bn_momentum: float. Momentum of every BatchNormalization's moving
             statistics. Defaults to ``BN_MOMENTUM`` (0.9).
+        multi_label: bool. One sigmoid per label instead of the softmax
+            (loss ``binary_crossentropy``). Defaults to ``False``.
+        y_range: None or ``(low, high)``. ``n_classes`` regression outputs
+            squashed into ``(low, high)`` by a ``ScaledSigmoid`` (loss
+            ``mse``). Defaults to ``None``.
         name: str. Model name.
 
     Returns:
@@ -60,7 +127,7 @@ def linear_bn(input_shape=(224, 224, 3), n_classes=10, *, l2=None,
         classes (6 of them non-trainable).
     """
     shape = _checks.input_shape(input_shape)
-    n = _checks.n_classes(n_classes)
+    n, multi, y_range = _outputs(n_classes, multi_label, y_range)
     m = _momentum(bn_momentum)
     reg = keras.regularizers.L2(l2) if l2 else None
     return keras.Sequential(
@@ -68,15 +135,15 @@ def linear_bn(input_shape=(224, 224, 3), n_classes=10, *, l2=None,
             keras.Input(shape),
             _bn(m, name="bn_input"),
             layers.Flatten(name="flatten"),
-            layers.Dense(n, activation="softmax", kernel_regularizer=reg,
-                         name="predictions"),
+            *_output_layers(n, multi, y_range, reg),
         ],
         name=name,
     )
 
 
 def conv_bn(input_shape=(224, 224, 3), n_classes=10, *, units=200,
-            dropout=0.0, bn_momentum=BN_MOMENTUM, name="conv_bn"):
+            dropout=0.0, bn_momentum=BN_MOMENTUM, multi_label=False,
+            y_range=None, name="conv_bn"):
     """The course's ``conv1``: two small conv blocks with BatchNorm.
 
     BN(input), Conv32, BN, MaxPool3, Conv64, BN, MaxPool3, Flatten,
@@ -88,11 +155,15 @@ def conv_bn(input_shape=(224, 224, 3), n_classes=10, *, units=200,
     >>> model = conv_bn((32, 32, 3), 10)
     >>> [layer.name for layer in model.layers][:3]
     ['bn_input', 'conv1', 'bn1']
+    >>> points = conv_bn((32, 32, 3), 2, y_range=(-1, 1))  # one (x, y)
+    >>> [layer.name for layer in points.layers][-2:], points.output_shape
+    (['logits', 'predictions'], (None, 2))
 
     Args:
         input_shape: tuple. ``(height, width, channels)``; each side must
             be at least 17 pixels. Defaults to ``(224, 224, 3)``.
-        n_classes: int. Number of classes. Defaults to 10.
+        n_classes: int. Number of classes (labels with ``multi_label``,
+            outputs with ``y_range``). Defaults to 10.
         units: int. Width of the hidden Dense layer. Defaults to 200.
         dropout: float. With a rate above 0, a Dropout layer before the
             hidden Dense and one before the last Dense (no weights: the
@@ -100,6 +171,11 @@ def conv_bn(input_shape=(224, 224, 3), n_classes=10, *, units=200,
             (bench/NOTES.md). Defaults to 0 (the course's conv1).
         bn_momentum: float. Momentum of every BatchNormalization's moving
             statistics. Defaults to ``BN_MOMENTUM`` (0.9).
+        multi_label: bool. One sigmoid per label instead of the softmax
+            (loss ``binary_crossentropy``). Defaults to ``False``.
+        y_range: None or ``(low, high)``. ``n_classes`` regression outputs
+            squashed into ``(low, high)`` by a ``ScaledSigmoid`` (loss
+            ``mse``). Defaults to ``None``.
         name: str. Model name.
 
     Returns:
@@ -107,7 +183,7 @@ def conv_bn(input_shape=(224, 224, 3), n_classes=10, *, units=200,
         224x224x3 and 10 classes.
     """
     shape = _checks.input_shape(input_shape)
-    n = _checks.n_classes(n_classes)
+    n, multi, y_range = _outputs(n_classes, multi_label, y_range)
     m = _momentum(bn_momentum)
     units = _checks.positive_int(units, "units")
     if min(shape[:2]) < 17:
@@ -137,7 +213,7 @@ def conv_bn(input_shape=(224, 224, 3), n_classes=10, *, units=200,
             layers.Dense(units, activation="relu", name="fc"),
             _bn(m, name="bn_fc"),
             *drop("predictions"),
-            layers.Dense(n, activation="softmax", name="predictions"),
+            *_output_layers(n, multi, y_range),
         ],
         name=name,
     )
@@ -145,7 +221,8 @@ def conv_bn(input_shape=(224, 224, 3), n_classes=10, *, units=200,
 
 def deeper_conv_bn(input_shape=(224, 224, 3), n_classes=10, *,
                    filters=(32, 64, 128), units=256, p=0.5,
-                   bn_momentum=BN_MOMENTUM, name="deeper_conv_bn"):
+                   bn_momentum=BN_MOMENTUM, multi_label=False, y_range=None,
+                   name="deeper_conv_bn"):
     """A deeper BN-first convnet: (Conv, BN, Conv, BN, MaxPool) per block.
 
     One block per entry of ``filters`` (3x3 'same' convolutions, so any
@@ -161,20 +238,26 @@ def deeper_conv_bn(input_shape=(224, 224, 3), n_classes=10, *,
     Args:
         input_shape: tuple. ``(height, width, channels)``.
             Defaults to ``(224, 224, 3)``.
-        n_classes: int. Number of classes. Defaults to 10.
+        n_classes: int. Number of classes (labels with ``multi_label``,
+            outputs with ``y_range``). Defaults to 10.
         filters: tuple of int. Filters of each block.
             Defaults to ``(32, 64, 128)``.
         units: int. Width of the hidden Dense layer. Defaults to 256.
-        p: float. Dropout rate before the softmax. Defaults to 0.5.
+        p: float. Dropout rate before the output. Defaults to 0.5.
         bn_momentum: float. Momentum of every BatchNormalization's moving
             statistics. Defaults to ``BN_MOMENTUM`` (0.9).
+        multi_label: bool. One sigmoid per label instead of the softmax
+            (loss ``binary_crossentropy``). Defaults to ``False``.
+        y_range: None or ``(low, high)``. ``n_classes`` regression outputs
+            squashed into ``(low, high)`` by a ``ScaledSigmoid`` (loss
+            ``mse``). Defaults to ``None``.
         name: str. Model name.
 
     Returns:
         A ``keras.Sequential``.
     """
     shape = _checks.input_shape(input_shape)
-    n = _checks.n_classes(n_classes)
+    n, multi, y_range = _outputs(n_classes, multi_label, y_range)
     m = _momentum(bn_momentum)
     units = _checks.positive_int(units, "units")
     p = _checks.probability(p, "p")
@@ -201,14 +284,14 @@ def deeper_conv_bn(input_shape=(224, 224, 3), n_classes=10, *,
         layers.Dense(units, activation="relu", name="fc"),
         _bn(m, name="bn_fc"),
         layers.Dropout(p, name="dropout"),
-        layers.Dense(n, activation="softmax", name="predictions"),
+        *_output_layers(n, multi, y_range),
     ]
     return keras.Sequential(stack, name=name)
 
 
 def dense_bn_head(input_shape=(14, 14, 512), n_classes=10, *, p=0.8,
-                  units=128, bn_momentum=BN_MOMENTUM,
-                  name="dense_bn_head"):
+                  units=128, bn_momentum=BN_MOMENTUM, multi_label=False,
+                  y_range=None, name="dense_bn_head"):
     """The course's ``get_bn_layers``: a dense head for conv features.
 
     MaxPool, Flatten, Dropout(p/2), Dense(units), BN, Dropout(p/2),
@@ -225,12 +308,18 @@ def dense_bn_head(input_shape=(14, 14, 512), n_classes=10, *, p=0.8,
     Args:
         input_shape: tuple. Shape of the features, channels last.
             Defaults to ``(14, 14, 512)``.
-        n_classes: int. Number of classes. Defaults to 10.
+        n_classes: int. Number of classes (labels with ``multi_label``,
+            outputs with ``y_range``). Defaults to 10.
         p: float. Dropout of the last layer; the two earlier ones use p/2.
             Defaults to 0.8.
         units: int. Width of both hidden Dense layers. Defaults to 128.
         bn_momentum: float. Momentum of every BatchNormalization's moving
             statistics. Defaults to ``BN_MOMENTUM`` (0.9).
+        multi_label: bool. One sigmoid per label instead of the softmax
+            (loss ``binary_crossentropy``). Defaults to ``False``.
+        y_range: None or ``(low, high)``. ``n_classes`` regression outputs
+            squashed into ``(low, high)`` by a ``ScaledSigmoid`` (loss
+            ``mse``). Defaults to ``None``.
         name: str. Model name.
 
     Returns:
@@ -238,7 +327,7 @@ def dense_bn_head(input_shape=(14, 14, 512), n_classes=10, *, p=0.8,
         classes, 3,229,706 trainable and 512 non-trainable parameters.
     """
     shape = _checks.input_shape(input_shape)
-    n = _checks.n_classes(n_classes)
+    n, multi, y_range = _outputs(n_classes, multi_label, y_range)
     m = _momentum(bn_momentum)
     p = _checks.probability(p, "p")
     units = _checks.positive_int(units, "units")
@@ -259,7 +348,7 @@ def dense_bn_head(input_shape=(14, 14, 512), n_classes=10, *, p=0.8,
             layers.Dense(units, activation="relu", name="fc2"),
             _bn(m, name="bn2"),
             layers.Dropout(p, name="dropout3"),
-            layers.Dense(n, activation="softmax", name="predictions"),
+            *_output_layers(n, multi, y_range),
         ],
         name=name,
     )
