@@ -249,3 +249,104 @@ def test_array_augment_errors():
     with pytest.raises(ValueError, match="batch, height"):
         augment.ArrayAugment(cutout=2)(np.zeros((3, 4)),
                                        np.random.default_rng(0))
+
+
+def _disc(h, w, px, py, r=5.0):
+    """A bright disc of radius r pixels centred at (px, py) in [-1, 1]."""
+    jj, ii = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    cx, cy = (px + 1) * w / 2, (py + 1) * h / 2
+    return np.where((jj - cx) ** 2 + (ii - cy) ** 2 <= r * r, 255.0,
+                    0.0).astype("float32")
+
+
+def _centroid(img):
+    """Centre of the brightness, scaled to [-1, 1] over the edges."""
+    h, w = img.shape
+    jj, ii = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    total = img.sum()
+    return np.array([2 * (img * jj).sum() / total / w - 1,
+                     2 * (img * ii).sum() / total / h - 1])
+
+
+# uniforms: rotation, x shift, y shift, shear, x zoom, y zoom, h flip, v flip
+_CASES = {
+    "identity": [0.5] * 8,
+    "flip": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.9],
+    "rotation": [1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.9, 0.9],
+    "shift": [0.5, 0.9, 0.1, 0.5, 0.5, 0.5, 0.9, 0.9],
+    "zoom": [0.5, 0.5, 0.5, 0.5, 0.0, 1.0, 0.9, 0.9],
+    "shear": [0.5, 0.5, 0.5, 1.0, 0.5, 0.5, 0.9, 0.9],
+    "all": [0.1, 0.8, 0.3, 0.7, 0.2, 0.9, 0.2, 0.3],
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_points_land_on_the_centre_of_the_warped_disc(case):
+    # 48 x 64: not square, so a mix-up of width and height shows
+    h, w = 48, 64
+    layer = RandomAffine(rotation=30, width_shift=0.2, height_shift=0.2,
+                         shear=0.3, zoom=0.2, horizontal_flip=True,
+                         vertical_flip=True, fill_mode="constant")
+    p = np.array([[0.3, -0.25], [-0.35, 0.3]], "float32")
+    x = np.stack([_disc(h, w, *q) for q in p])[..., None]
+    u = np.array([_CASES[case]] * 2, "float32")
+    out = np.asarray(layer.transform(x, u))[..., 0]
+    moved = np.asarray(layer.transform_points(p, u, (h, w)))
+    for img, q in zip(out, moved):
+        err = (_centroid(img) - q) * [w / 2, h / 2]  # in pixels
+        assert np.abs(err).max() < 0.3, (case, err)
+    if case == "identity":
+        np.testing.assert_allclose(moved, p, atol=1e-6)
+    if case == "flip":  # horizontal flip only: x negated, y kept
+        np.testing.assert_allclose(moved, p * [-1, 1], atol=1e-6)
+    if case == "rotation":  # +30 degrees about the centre, in pixels
+        a = math.radians(30)
+        d = p * [w / 2, h / 2]
+        back = np.stack([d[:, 0] * math.cos(a) + d[:, 1] * math.sin(a),
+                         -d[:, 0] * math.sin(a) + d[:, 1] * math.cos(a)], 1)
+        np.testing.assert_allclose(moved, back / [w / 2, h / 2], atol=1e-5)
+
+
+def test_transform_points_shapes():
+    layer = RandomAffine(rotation=20, zoom=0.1)
+    u = np.random.default_rng(0).random((3, 8)).astype("float32")
+    flat = np.random.default_rng(1).uniform(-0.5, 0.5, (3, 6)).astype(
+        "float32")
+    a = np.asarray(layer.transform_points(flat, u, (10, 12)))
+    b = np.asarray(layer.transform_points(flat.reshape(3, 3, 2), u,
+                                          (10, 12)))
+    assert a.shape == (3, 6) and b.shape == (3, 3, 2)
+    np.testing.assert_allclose(a, b.reshape(3, 6), atol=1e-6)
+
+
+def test_transform_with_keeps_points_inside():
+    x = np.stack([_disc(32, 32, 0.75, -0.75, 2)] * 12)[..., None]
+    near = np.tile([[0.75, -0.75]], (12, 1)).astype("float32")
+    layer = RandomAffine(width_shift=0.3, height_shift=0.3, rotation=20,
+                         fill_mode="constant")
+    rng = np.random.default_rng(0)
+    first = np.asarray(layer.transform_points(
+        near, np.random.default_rng(0).random((12, 8), np.float32),
+        (32, 32)))
+    assert (np.abs(first) > 1).any()  # some first draws leave the image
+    out, moved = augment.transform_with(layer, x, rng, points=near)
+    assert np.abs(moved).max() <= 1
+    assert np.abs(moved - near).max() > 0.05  # still augmented
+    whole = np.abs(moved).max(axis=1) < 1 - 3 / 16  # disc in the image
+    assert whole.sum() >= 3
+    for img, q in zip(np.asarray(out)[whole, ..., 0], moved[whole]):
+        assert np.abs((_centroid(img) - q) * 16).max() < 0.3
+    # a corner point leaves the image under any rotation: after the
+    # redraws the warp is left out, image and point unchanged
+    exact = np.tile([[1.0, 1.0]], (2, 1)).astype("float32")
+    img = _images((2, 16, 16, 1))
+    out, moved = augment.transform_with(
+        RandomAffine(rotation=40), img, np.random.default_rng(0),
+        points=exact, tries=3)
+    np.testing.assert_allclose(np.asarray(out), img, atol=1e-3)
+    np.testing.assert_array_equal(moved, exact)
+    # without points the stream of draws is the one it always was
+    plain = augment.transform_with(layer, x, np.random.default_rng(5))
+    again = layer.transform(x, np.random.default_rng(5).random(
+        (12, 8), np.float32))
+    np.testing.assert_allclose(np.asarray(plain), np.asarray(again))

@@ -228,3 +228,40 @@ def test_own_photos_recipe_end_to_end(pair, tmp_path, capsys):
         recipe.main([str(pair / "train")])
     assert stop.value.code == 2
     assert "valid_pct" in capsys.readouterr().err
+
+
+def test_csv_multi_label_empty_cells_and_validation_only_labels(pair):
+    files = sorted(glob.glob(str(pair / "train" / "*" / "*.png")))[:6]
+    names = [os.path.relpath(f, pair) for f in files]
+    # an empty cell is an image with no label: an all-zero row
+    table = pd.DataFrame({"f": names,
+                          "tags": ["cat", "", "dog cat", None, "dog", "cat"],
+                          "v": [0, 0, 0, 1, 1, 1]})
+    train, valid = kerasdl.images_from_csv(table, pair, label_delim=" ",
+                                           valid_col="v", image_size=(32, 32))
+    assert train.class_names == ["cat", "dog"]
+    np.testing.assert_array_equal(train.labels, [[1, 0], [0, 0], [1, 1]])
+    np.testing.assert_array_equal(valid.labels, [[0, 0], [0, 1], [1, 0]])
+    # a label seen only in validation rows cannot be learnt: refused
+    table["tags"] = ["cat", "dog", "cat", "cat bird", "bird", "dog"]
+    with pytest.raises(ValueError, match=r"'bird' appear only in validation "
+                                         r"rows \('bird' in 2 of 3\).*"
+                                         r"valid_pct, seed"):
+        kerasdl.images_from_csv(table, pair, label_delim=" ", valid_col="v")
+    # one seen only in training rows is allowed (just not measured)
+    table["v"] = [1, 1, 1, 0, 0, 0]
+    train, valid = kerasdl.images_from_csv(table, pair, label_delim=" ",
+                                           valid_col="v")
+    assert train.class_names == ["bird", "cat", "dog"]
+    assert valid.labels[:, 0].sum() == 0
+
+
+def test_augment_goes_to_the_training_batches_only(pair):
+    layer = kerasdl.RandomAffine(horizontal_flip=True, rotation=10)
+    train, valid = kerasdl.images_from_folder(pair, image_size=(32, 32),
+                                              augment=layer)
+    assert train.augment is layer and valid.augment is None
+    assert train.task == valid.task == "single_label"
+    x, y = train[0]
+    assert x.dtype == np.uint8 and x.shape[1:] == (32, 32, 3)
+    assert y.dtype == np.int32

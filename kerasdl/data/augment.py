@@ -7,6 +7,13 @@ stays compiled. (Keras' own RandomRotation, RandomTranslation, RandomZoom
 and RandomShear set ``supports_jit = False``, which turns off XLA for the
 whole model: under JAX every step then runs op by op.) ``ChannelShift``
 adds the course's random channel shift, which Keras lacks.
+
+Points targets (landmarks) cannot pass through a layer inside the model
+during ``fit``, so for them the augmentation runs in the data pipeline:
+``ImageBatches(..., points=True, augment=RandomAffine(...))`` draws the
+uniforms, warps each batch with ``RandomAffine.transform`` and moves the
+points with ``RandomAffine.transform_points``, the inverse of the same
+matrix (``transform_with(layer, images, rng, points=...)``).
 """
 
 import math
@@ -109,8 +116,72 @@ class RandomAffine(keras.layers.Layer):
         """Warps ``images`` (B, H, W, C) with parameters drawn from
         ``uniforms`` (B, 8), numbers in [0, 1): the deterministic core."""
         x = ops.cast(images, self.compute_dtype)
-        u = ops.cast(uniforms, "float32")
         _, h, w, c = x.shape
+        m00, m01, m10, m11, tx, ty = self._matrix(uniforms, h, w)
+        xc = ops.reshape(ops.arange(w, dtype="float32") - (w - 1) / 2,
+                         (1, 1, w))
+        yc = ops.reshape(ops.arange(h, dtype="float32") - (h - 1) / 2,
+                         (1, h, 1))
+
+        def col(v):
+            return ops.reshape(v, (-1, 1, 1))
+
+        sx = col(m00) * xc + col(m01) * yc + col(tx) + (w - 1) / 2
+        sy = col(m10) * xc + col(m11) * yc + col(ty) + (h - 1) / 2
+        return _bilinear(x, sx, sy, self.fill_mode, self.fill_value)
+
+    def transform_points(self, points, uniforms, image_size):
+        """Moves points with the warp ``transform(images, uniforms)`` makes.
+
+        Points are ``(x, y)`` pairs scaled to [-1, 1] over the image's
+        edges (``-1`` the left or top edge of the first pixel, ``1`` the
+        right or bottom edge of the last; the centre of pixel column ``j``
+        of a ``w``-wide image is at ``(2 * j + 1) / w - 1``). A feature
+        drawn at a point is found at the returned point in the warped
+        image: the inverse of the sampling matrix is applied exactly, so
+        a horizontal flip negates ``x``. Points may land outside [-1, 1]
+        when the warp moves them out of the image; they are returned as
+        they are (``transform_with`` redraws such augmentations).
+
+        Example:
+
+        >>> import numpy as np
+        >>> u = np.full((1, 8), 0.5, "float32")
+        >>> u[0, 6] = 0.0  # flip
+        >>> layer = RandomAffine(horizontal_flip=True)
+        >>> np.asarray(layer.transform_points([[0.5, -0.25]], u, (8, 8)))
+        array([[-0.5 , -0.25]], dtype=float32)
+
+        Args:
+            points: array ``(B, 2k)``: ``x0, y0, x1, y1, ...`` per image
+                (or ``(B, k, 2)``).
+            uniforms: array ``(B, 8)``: the numbers given to ``transform``.
+            image_size: tuple ``(height, width)`` of the warped images.
+
+        Returns:
+            float32 tensor of the shape of ``points``.
+        """
+        p = ops.cast(ops.convert_to_tensor(points), "float32")
+        shape = ops.shape(p)
+        h, w = (int(v) for v in image_size)
+        m00, m01, m10, m11, tx, ty = self._matrix(uniforms, h, w)
+        pairs = ops.reshape(p, (shape[0], -1, 2))
+
+        def col(v):
+            return ops.reshape(v, (-1, 1))
+
+        # source - centre = M @ (output - centre) + t, in pixels
+        dx = pairs[..., 0] * (w / 2) - col(tx)
+        dy = pairs[..., 1] * (h / 2) - col(ty)
+        det = col(m00 * m11 - m01 * m10)
+        ox = (col(m11) * dx - col(m01) * dy) / det
+        oy = (col(m00) * dy - col(m10) * dx) / det
+        return ops.reshape(ops.stack([ox / (w / 2), oy / (h / 2)], axis=-1),
+                           shape)
+
+    def _matrix(self, uniforms, h, w):
+        """The sampling matrix and shift (in pixels) of each image."""
+        u = ops.cast(ops.convert_to_tensor(uniforms), "float32")
         sym = 2.0 * u - 1.0
         angle = sym[:, 0] * (self.rotation * math.pi / 180.0)
         shear = sym[:, 3] * self.shear
@@ -127,17 +198,7 @@ class RandomAffine(keras.layers.Layer):
         m11 = (-sin * ops.sin(shear) + cos * ops.cos(shear)) * zy * fy
         tx = sym[:, 1] * (self.width_shift * w)
         ty = sym[:, 2] * (self.height_shift * h)
-        xc = ops.reshape(ops.arange(w, dtype="float32") - (w - 1) / 2,
-                         (1, 1, w))
-        yc = ops.reshape(ops.arange(h, dtype="float32") - (h - 1) / 2,
-                         (1, h, 1))
-
-        def col(v):
-            return ops.reshape(v, (-1, 1, 1))
-
-        sx = col(m00) * xc + col(m01) * yc + col(tx) + (w - 1) / 2
-        sy = col(m10) * xc + col(m11) * yc + col(ty) + (h - 1) / 2
-        return _bilinear(x, sx, sy, self.fill_mode, self.fill_value)
+        return m00, m01, m10, m11, tx, ty
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -284,11 +345,48 @@ def kind_layer(kind, level, seed=None):
     return RandomAffine(seed=seed, **{kind: level})
 
 
-def transform_with(layer, images, rng):
+def transform_with(layer, images, rng, *, points=None, tries=8):
     """Applies ``layer`` (a RandomAffine, ChannelShift or a Sequential of
-    them) with uniforms drawn from the numpy Generator ``rng``."""
+    them) with uniforms drawn from the numpy Generator ``rng``.
+
+    With ``points`` (targets ``(B, 2k)``: ``x, y`` pairs in [-1, 1], see
+    ``RandomAffine.transform_points``) every ``RandomAffine`` moves the
+    points with the matrix it warps the image with. An image whose points
+    would leave the image (beyond [-1, 1]) gets its warp drawn again, up
+    to ``tries`` times; if every draw moves a point out, that image is
+    left unwarped by that layer. So the targets stay inside the image,
+    where a ``y_range=(-1, 1)`` output can reach them.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = RandomAffine(horizontal_flip=True, width_shift=0.2)
+    >>> x = np.zeros((2, 8, 8, 3), "float32")
+    >>> out, moved = transform_with(layer, x, np.random.default_rng(0),
+    ...                             points=np.zeros((2, 2), "float32"))
+    >>> tuple(out.shape), moved.shape, bool(np.abs(moved).max() <= 1)
+    ((2, 8, 8, 3), (2, 2), True)
+
+    Args:
+        layer: RandomAffine, ChannelShift or a ``keras.Sequential`` of
+            them.
+        images: array ``(B, H, W, C)``.
+        rng: numpy.random.Generator.
+        points: array ``(B, 2k)`` or None.
+        tries: int. Draws per image before its warp is left out.
+            Defaults to 8.
+
+    Returns:
+        The warped images (a backend tensor) or, with ``points``,
+        ``(images, points)`` with the points a float32 numpy array.
+
+    Raises:
+        TypeError: a layer without ``transform(images, uniforms)``.
+    """
     parts = layer.layers if isinstance(layer, keras.Sequential) else [layer]
     x = images
+    size = tuple(images.shape[1:3])
+    p = None if points is None else np.array(points, np.float32)
     for part in parts:
         if not hasattr(part, "transform"):
             raise TypeError(
@@ -296,8 +394,30 @@ def transform_with(layer, images, rng):
                 f"transform(images, uniforms); use kerasdl's RandomAffine "
                 f"and ChannelShift.")
         u = rng.random((images.shape[0], part.n_uniforms), np.float32)
+        if p is not None and hasattr(part, "transform_points"):
+            u, p = _points_inside(part, u, p, size, rng, tries)
         x = part.transform(x, u)
-    return x
+    return x if points is None else (x, p)
+
+
+def _points_inside(layer, u, points, size, rng, tries):
+    """Uniforms whose warp keeps every point of an image inside it (drawn
+    again up to ``tries`` times, else the identity), and the moved
+    points."""
+    u = np.array(u, np.float32)
+    moved = np.array(layer.transform_points(points, u, size), np.float32)
+    for _ in range(int(tries)):
+        out = ~np.all(np.abs(moved) <= 1 + 1e-6, axis=1)
+        if not out.any():
+            return u, moved
+        u[out] = rng.random((int(out.sum()), u.shape[1]), np.float32)
+        # the whole batch again (one shape: no new compilation under JAX)
+        again = np.asarray(layer.transform_points(points, u, size))
+        moved[out] = again[out]
+    out = ~np.all(np.abs(moved) <= 1 + 1e-6, axis=1)
+    u[out] = 0.5  # the identity: no rotation, shift, shear, zoom or flip
+    moved[out] = points[out]
+    return u, moved
 
 
 class ArrayAugment:

@@ -15,13 +15,16 @@ import numpy as np
 
 from kerasdl import _validate
 from kerasdl.data import _decode
+from kerasdl.data import points as _points
 from kerasdl.data._decode import ImageError
 from kerasdl.data._decode import LoadReport
+from kerasdl.data.augment import transform_with
 
 __all__ = ["ImageBatches", "ImageError", "LoadReport", "image_files",
            "image_folder", "list_images"]
 
 _ON_ERROR = ("raise", "skip")
+TASKS = ("single_label", "multi_label", "regression")
 # One batch of uint8 images above this many bytes is refused up front.
 _MAX_BATCH_BYTES = 4 << 30
 
@@ -32,10 +35,27 @@ class ImageBatches(keras.utils.PyDataset):
     ``batches[i]`` is ``(images, labels)`` (or ``images`` alone when there
     are no labels): ``images`` of shape ``(n, height, width, 3)`` and dtype
     uint8, ``labels`` int32 class indices (or one-hot float32 with
-    ``label_mode="categorical"``). Files are decoded and resized by Pillow
-    on a pool of threads. Grayscale, palette, CMYK, 16-bit and transparent
-    images become RGB (transparency composited over white), and the EXIF
+    ``label_mode="categorical"``), multi-hot float32 rows, or float32
+    regression targets. Files are decoded and resized by Pillow on a pool
+    of threads. Grayscale, palette, CMYK, 16-bit and transparent images
+    become RGB (transparency composited over white), and the EXIF
     orientation of phone photos is applied.
+
+    The targets' ``task`` is given or read from the labels: integer class
+    indices are ``"single_label"``, 2-D rows of 0 and 1 ``"multi_label"``,
+    and other float labels (``(n,)`` or ``(n, k)``) ``"regression"``
+    (pass ``task="regression"`` for float rows that hold only 0 and 1).
+    With ``points=True`` the regression targets are points ``x0, y0, x1,
+    y1, ...`` scaled to [-1, 1] over the image's edges (see
+    ``kerasdl.data.points``).
+
+    ``augment`` (a ``RandomAffine``, ``ChannelShift`` or a Sequential of
+    them) is applied here, to every batch, instead of inside the model:
+    so that with ``points=True`` the points move with the image (the same
+    matrix; an image whose points would leave it gets its warp drawn again,
+    see ``kerasdl.data.augment.transform_with``). Its random numbers depend
+    only on ``(seed, epoch, batch index)``. Augmented images are rounded
+    back to uint8. ``to_arrays`` and ``scan`` are not augmented.
 
     Bad files follow ``on_error``: ``"raise"`` (an ``ImageError`` naming
     the file) or ``"skip"``. Missing, unreadable and non-image files are
@@ -63,8 +83,18 @@ class ImageBatches(keras.utils.PyDataset):
         paths: list of str. The image files.
         labels: list of int, 2-D array or None. Class index of each file,
             or one multi-hot row per file (multi-label: ``task`` is then
-            ``"multi_label"`` and ``label_mode`` does not apply).
-        class_names: list of str or None. Names of the classes.
+            ``"multi_label"`` and ``label_mode`` does not apply), or float
+            targets (``(n,)`` or ``(n, k)``: regression).
+        class_names: list of str or None. Names of the classes (None for
+            regression).
+        task: ``"single_label"``, ``"multi_label"``, ``"regression"`` or
+            None (read from ``labels`` as above). Defaults to None.
+        points: bool. The regression targets are ``x, y`` pairs in
+            [-1, 1] that an ``augment`` moves with the image. Defaults to
+            ``False``.
+        augment: a kerasdl ``RandomAffine``, ``ChannelShift``, a
+            ``keras.Sequential`` of them (``augmentation(...)``) or None.
+            Applied to every batch. Defaults to None.
         image_size: tuple ``(height, width)``. Every image is resized to it.
         batch_size: int. Defaults to 32.
         shuffle: bool. A new order every epoch. Defaults to ``False``.
@@ -85,11 +115,14 @@ class ImageBatches(keras.utils.PyDataset):
             ``use_multiprocessing``, ``max_queue_size``).
 
     Raises:
-        ValueError: bad arguments, no files, or a bad file with
-            ``on_error="raise"``.
+        ValueError: bad arguments, labels that do not fit ``task``, points
+            outside [-1, 1] (the file and the point named), no files, or a
+            bad file with ``on_error="raise"``.
+        TypeError: an ``augment`` that is not a kerasdl augmentation.
     """
 
-    def __init__(self, paths, labels=None, *, class_names=None,
+    def __init__(self, paths, labels=None, *, class_names=None, task=None,
+                 points=False, augment=None,
                  image_size=(224, 224), batch_size=32, shuffle=False,
                  seed=None, label_mode="int", on_error="raise",
                  min_size=32, interpolation="bilinear", threads=None,
@@ -126,7 +159,29 @@ class ImageBatches(keras.utils.PyDataset):
                              "path.")
         if class_names is not None:
             class_names = _validate.strings(class_names, "class_names")
-        self.labels = _check_labels(labels, len(self.paths), class_names)
+        if task is not None:
+            task = _validate.choice(task, "task", TASKS)
+        if not isinstance(points, bool):
+            raise TypeError(f"`points` must be True or False. Received: "
+                            f"points={points!r}.")
+        if points and task is None:
+            task = "regression"
+        self.labels, self._task = _check_labels(
+            labels, len(self.paths), class_names, task)
+        self.points = points
+        if points:
+            _check_point_labels(self.labels, self._task, self.paths)
+        if self._task == "regression":
+            if class_names:
+                raise ValueError(
+                    "`class_names` does not apply to regression targets. "
+                    "Pass class_names=None, or integer labels for classes.")
+            if label_mode != "int":
+                raise ValueError(
+                    f"label_mode={label_mode!r} does not apply to regression "
+                    f"targets (they are given as they are). Leave "
+                    f"label_mode='int'.")
+        self.augment = _check_augment(augment)
         self.class_names = list(class_names) if class_names else None
         self.shuffle = bool(shuffle)
         self.seed = seed if seed is not None else int(
@@ -144,15 +199,17 @@ class ImageBatches(keras.utils.PyDataset):
 
     @property
     def task(self):
-        """``"single_label"`` (one class index per image) or
-        ``"multi_label"`` (one multi-hot row per image)."""
-        if self.labels is not None and self.labels.ndim == 2:
-            return "multi_label"
-        return "single_label"
+        """``"single_label"`` (one class index per image),
+        ``"multi_label"`` (one multi-hot row per image) or ``"regression"``
+        (float targets)."""
+        return self._task
 
     @property
     def num_classes(self):
-        """Number of classes (``None`` without class names or labels)."""
+        """Number of classes (``None`` for regression, or without class
+        names or labels)."""
+        if self._task == "regression":
+            return None
         if self.class_names:
             return len(self.class_names)
         if self.labels is not None:
@@ -160,6 +217,16 @@ class ImageBatches(keras.utils.PyDataset):
                 return self.labels.shape[1]
             return int(self.labels.max()) + 1
         return None
+
+    @property
+    def n_outputs(self):
+        """Outputs a model needs for these targets: the classes, or the
+        values per image for regression (``None`` without labels)."""
+        if self.labels is None:
+            return None
+        if self._task == "regression":
+            return 1 if self.labels.ndim == 1 else self.labels.shape[1]
+        return self.num_classes
 
     @property
     def n_images(self):
@@ -187,11 +254,27 @@ class ImageBatches(keras.utils.PyDataset):
         keep = [r for r, img in zip(rows, images) if img is not None]
         x = np.stack([img for img in images if img is not None]) if keep \
             else np.zeros((0, *self.image_size, 3), np.uint8)
-        if self.labels is None:
+        y = None if self.labels is None else \
+            self.labels[np.asarray(keep, dtype=np.int64)]
+        if self.augment is not None and len(x):
+            x, y = self._augment(x, y, index)
+        if y is None:
             return x
-        y = self.labels[np.asarray(keep, dtype=np.int64)]
         if self.label_mode == "categorical" and y.ndim == 1:
             y = np.eye(self.num_classes, dtype=np.float32)[y]
+        return x, y
+
+    def _augment(self, x, y, index):
+        """Warps one batch (and moves its points) with random numbers
+        that depend only on ``(seed, epoch, index)``."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        moving = self.points and y is not None
+        out = transform_with(self.augment, x.astype(np.float32), rng,
+                             points=y if moving else None)
+        if moving:
+            out, y = out
+        out = keras.ops.convert_to_numpy(out)
+        x = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         return x, y
 
     def on_epoch_end(self):
@@ -228,6 +311,10 @@ class ImageBatches(keras.utils.PyDataset):
         h = hashlib.blake2b(digest_size=16)
         h.update(repr((self.image_size, self.interpolation,
                        self.label_mode)).encode())
+        if self._task == "regression" or self.augment is not None:
+            aug = None if self.augment is None else \
+                self.augment.get_config()
+            h.update(repr((self._task, self.points, aug)).encode())
         for i, path in enumerate(self.paths):
             try:
                 st = os.stat(path)
@@ -480,23 +567,80 @@ def _check_size(size):
     return (h, w)
 
 
-def _check_labels(labels, n, class_names):
+def _check_labels(labels, n, class_names, task):
+    """The labels as stored and their task (given or read from them)."""
     if labels is None:
-        return None
+        return None, task or "single_label"
     labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[0] == n:
-        return _check_multi_hot(labels, class_names)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+    numeric = labels.dtype.kind in "iuf" and labels.size
+    if task is None:
+        if labels.ndim == 2 and numeric and np.isin(labels, (0, 1)).all():
+            task = "multi_label"
+        elif labels.dtype.kind == "f" and labels.ndim in (1, 2):
+            task = "regression"
+        elif labels.ndim == 2:
+            task = "multi_label"  # refused below with its own message
+        else:
+            task = "single_label"
+    if labels.shape[:1] != (n,):
+        raise ValueError(
+            f"`labels` must hold {n} entries, one per file. Received "
+            f"labels of shape {labels.shape}.")
+    if task == "multi_label":
+        if labels.ndim != 2:
+            raise ValueError(
+                f"Multi-label `labels` must be a ({n}, n_classes) multi-hot "
+                f"array. Received shape {labels.shape}.")
+        return _check_multi_hot(labels, class_names), task
+    if task == "regression":
+        if labels.ndim not in (1, 2) or not numeric:
+            raise ValueError(
+                f"Regression `labels` must be numbers of shape ({n},) or "
+                f"({n}, k). Received shape {labels.shape} of dtype "
+                f"{labels.dtype}.")
+        labels = labels.astype(np.float32)
+        _validate.finite_array(labels, "labels",
+                               hint="Fix or leave out those rows.")
+        return labels, task
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        hint = (" For float targets pass task='regression'."
+                if labels.dtype.kind == "f" else "")
         raise ValueError(
             f"`labels` must be {n} integer class indices, one per file (or "
             f"a ({n}, n_classes) multi-hot array). Received shape "
-            f"{labels.shape} of dtype {labels.dtype}.")
+            f"{labels.shape} of dtype {labels.dtype}.{hint}")
     top = len(class_names) if class_names else None
     if labels.min() < 0 or (top is not None and labels.max() >= top):
         raise ValueError(
             f"Labels must lie in [0, {top or 'n_classes'}). Received values "
             f"from {labels.min()} to {labels.max()}.")
-    return labels.astype(np.int32)
+    return labels.astype(np.int32), task
+
+
+def _check_point_labels(labels, task, paths):
+    if labels is None or task != "regression" or labels.ndim != 2 or \
+            labels.shape[1] % 2:
+        found = "no labels" if labels is None else \
+            f"{task} labels of shape {labels.shape}"
+        raise ValueError(
+            f"points=True needs regression targets of shape (n, 2k): x, y "
+            f"pairs scaled to [-1, 1]. Found {found}.")
+    _points.check_points(labels, paths)
+
+
+def _check_augment(augment):
+    if augment is None:
+        return None
+    parts = augment.layers if isinstance(augment, keras.Sequential) else \
+        [augment]
+    for part in parts:
+        if not (hasattr(part, "transform") and hasattr(part, "n_uniforms")):
+            raise TypeError(
+                f"`augment` must be a kerasdl RandomAffine, ChannelShift or "
+                f"a keras.Sequential of them (such as "
+                f"kerasdl.augmentation('light')). Received: "
+                f"{type(part).__name__}.")
+    return augment
 
 
 def _check_multi_hot(labels, class_names):
@@ -505,7 +649,8 @@ def _check_multi_hot(labels, class_names):
             f"Multi-hot `labels` must have one column per class name: "
             f"{len(class_names)} names, {labels.shape[1]} columns.")
     if not np.isin(labels, (0, 1)).all():
-        raise ValueError("Multi-hot `labels` must hold only 0 and 1.")
+        raise ValueError("Multi-hot `labels` must hold only 0 and 1. For "
+                         "float targets pass task='regression'.")
     return labels.astype(np.float32)
 
 

@@ -1,14 +1,16 @@
 """A user's own photos in the common layouts, as ``(train, valid)`` batches.
 
 Three layouts, one result: two ``ImageBatches`` with the same
-``class_names``; the training batches are shuffled every epoch (seeded),
-the validation batches are not.
+``class_names`` and ``task``; the training batches are shuffled every
+epoch (seeded), the validation batches are not. An ``augment=`` argument
+goes to the training batches only.
 
 - ``images_from_folder``: ``root/train/<class>/*`` and
   ``root/valid/<class>/*``, or one folder of class folders split at random
   by ``valid_pct``.
 - ``images_from_csv``: a table of file names and labels (one label, or
-  several joined by ``label_delim`` for multi-label), with a validation
+  several joined by ``label_delim`` for multi-label, or float columns for
+  regression, or x, y pixel columns for points), with a validation
   column or a random split.
 - ``images_from_names``: the label is in the file name
   (``cat.123.jpg``), taken by a regular expression or a function.
@@ -26,7 +28,10 @@ import re
 import numpy as np
 
 from kerasdl import _validate
+from kerasdl.data import points as _points
+from kerasdl.data.images import TASKS
 from kerasdl.data.images import ImageBatches
+from kerasdl.data.images import ImageError
 from kerasdl.data.images import LoadReport
 from kerasdl.data.images import class_folders
 from kerasdl.data.images import files_by_class
@@ -116,9 +121,37 @@ def images_from_folder(root, *, train="train", valid="valid",
 
 
 def images_from_csv(table, folder, *, fn_col=0, label_col=1,
-                    label_delim=None, valid_col=None, valid_pct=None, seed=0,
-                    **kwargs):
+                    label_delim=None, task=None, points=False,
+                    valid_col=None, valid_pct=None, seed=0, **kwargs):
     """Training and validation batches from a table of files and labels.
+
+    The targets follow ``task``, given or read from the other arguments:
+
+    - ``"single_label"`` (the default): one class name per cell. A column
+      whose every cell is a number and some not whole (``0.53``) is
+      refused with a hint, rather than made into one class per number:
+      pass ``task="regression"`` for float targets, or
+      ``task="single_label"`` to keep such names as classes.
+    - ``"multi_label"`` (with ``label_delim``): a cell holds several
+      labels; an empty cell is an image with none (an all-zero row). A
+      label found only in validation rows is refused (the model could not
+      learn it).
+    - ``"regression"`` (with ``task="regression"``, a list of several
+      ``label_col`` or ``points=True``): every label column is parsed as
+      a float; targets are float32 ``(n, number of columns)``,
+      ``class_names`` is None.
+    - ``points=True``: the label columns are pixel coordinates ``x0, y0,
+      x1, y1, ...`` in each original image (``(0, 0)`` its top-left
+      corner, ``(width, height)`` its bottom-right corner, the centre of
+      pixel column ``j`` at ``x = j + 0.5``; the image as the loader shows
+      it, after the EXIF orientation). They are scaled to [-1, 1] with
+      that image's size, so they fit any ``image_size``
+      (``kerasdl.data.points``). A point outside its image follows
+      ``on_error``: an error naming the file and the point, or the row is
+      left out and listed in ``report.skipped``.
+
+    ``augment=`` (a ``RandomAffine``...) is given to the training batches
+    only; with points it moves them with the image.
 
     Example:
 
@@ -135,6 +168,12 @@ def images_from_csv(table, folder, *, fn_col=0, label_col=1,
     ...                                image_size=(32, 32))
     >>> train.class_names, train.n_images, valid.n_images
     (['cat', 'dog'], 2, 2)
+    >>> table["x"], table["y"] = [0, 8, 16, 32], [16, 16, 0, 32]
+    >>> train, valid = images_from_csv(
+    ...     table, root, label_col=["x", "y"], points=True,
+    ...     valid_col="is_valid", image_size=(16, 16))
+    >>> train.task, train.class_names, valid[0][1].tolist()
+    ('regression', None, [[0.0, -1.0], [1.0, 1.0]])
 
     Args:
         table: str or pandas.DataFrame. A CSV file (with a header row) or
@@ -142,23 +181,33 @@ def images_from_csv(table, folder, *, fn_col=0, label_col=1,
         folder: str. File names in the table are relative to it.
         fn_col: int or str. Column of file names (position or name).
             Defaults to 0.
-        label_col: int or str. Column of labels. Defaults to 1.
+        label_col: int, str or list of them. Column of labels, or the
+            columns of regression targets (or of points). Defaults to 1.
         label_delim: str or None. Splits a label cell into several labels
             (multi-label: multi-hot targets, ``task == "multi_label"``).
+        task: ``"single_label"``, ``"multi_label"``, ``"regression"`` or
+            None (read from the other arguments, as above).
+        points: bool. The label columns are x, y pixel coordinates.
+            Defaults to ``False``.
         valid_col: int, str or None. Column saying which rows are
             validation rows (True/False, 1/0, "true"/"false").
         valid_pct: float or None. Without ``valid_col``, the share of rows
             held out at random. Defaults to 0.2 when ``valid_col`` is
             ``None``.
         seed: int. Seed of the split and of the training shuffle.
-        **kwargs: passed to ``ImageBatches``.
+        **kwargs: passed to ``ImageBatches`` (``augment`` to the training
+            batches only).
 
     Returns:
         ``(train, valid)``: two ``ImageBatches``; class names sorted.
 
     Raises:
-        ValueError: a missing column, empty labels, files that do not
-            exist (the first ones and the count), or a bad split.
+        ValueError: a missing column, empty labels (single-label), a
+            regression cell that is not a number (row and column named),
+            a point outside its image, a multi-label label found only in
+            validation rows, files that do not exist (the first ones and
+            the count), arguments that contradict each other, or a bad
+            split.
     """
     import pandas as pd
 
@@ -175,16 +224,16 @@ def images_from_csv(table, folder, *, fn_col=0, label_col=1,
     if len(frame) == 0:
         raise ValueError(f"{where} has no rows.")
     files = _column(frame, fn_col, "fn_col", where).astype(str).tolist()
-    raw = _column(frame, label_col, "label_col", where)
-    cells = ["" if _blank(v) else str(v).strip() for v in raw]
-    empty = [i for i, v in enumerate(cells) if not v]
-    if empty:
-        raise ValueError(
-            f"{len(empty)} row(s) of {where} have no label, the first at "
-            f"row(s) {empty[:5]} (counting data rows from 0). Fill them in "
-            f"or drop those rows.")
+    cols = list(label_col) if isinstance(label_col, (list, tuple)) \
+        else [label_col]
+    if not cols:
+        raise ValueError("`label_col` must name at least one column. "
+                         "Received: label_col=[].")
+    task, guessed = _csv_task(task, len(cols), label_delim, points)
+    raws = [_column(frame, c, "label_col", where) for c in cols]
     paths = [os.path.join(folder, f) for f in files]
-    if kwargs.get("on_error", "raise") == "raise":
+    on_error = kwargs.get("on_error", "raise")
+    if on_error == "raise":
         missing = [p for p in paths if not os.path.lexists(p)]
         if missing:
             raise ValueError(
@@ -192,33 +241,54 @@ def images_from_csv(table, folder, *, fn_col=0, label_col=1,
                 f"do not exist under {folder!r}; the first: "
                 f"{_listing(missing[:5])}. Check `folder` and the "
                 f"`fn_col` column, or pass on_error='skip'.")
-    if label_delim is not None:
-        if not isinstance(label_delim, str) or not label_delim:
-            raise ValueError(f"`label_delim` must be a non-empty string. "
-                             f"Received: label_delim={label_delim!r}.")
-        sets = [[t for t in (s.strip() for s in c.split(label_delim)) if t]
-                for c in cells]
-        names = sorted({t for s in sets for t in s})
-        index = {n: i for i, n in enumerate(names)}
-        labels = np.zeros((len(sets), len(names)), np.float32)
-        for row, tags in enumerate(sets):
-            labels[row, [index[t] for t in tags]] = 1
+    report = kwargs.pop("report", None) or LoadReport()
+    names = None
+    if task == "regression":
+        labels = _floats(raws, where)
+        if points:
+            if len(cols) % 2:
+                raise ValueError(
+                    f"points=True reads the label columns as x0, y0, x1, "
+                    f"y1, ...: an even number of columns. Received "
+                    f"{len(cols)}: label_col={label_col!r}.")
+            keep, labels = _scaled_points(paths, labels, on_error, report)
     else:
-        names = sorted(set(cells))
-        index = {n: i for i, n in enumerate(names)}
-        labels = np.array([index[c] for c in cells], np.int32)
-    _enough_classes(names, where)
+        cells = ["" if _blank(v) else str(v).strip() for v in raws[0]]
+        if task == "multi_label":
+            sets = [[t for t in (s.strip() for s in c.split(label_delim))
+                     if t] for c in cells]
+            names = sorted({t for s in sets for t in s})
+            index = {n: i for i, n in enumerate(names)}
+            labels = np.zeros((len(sets), len(names)), np.float32)
+            for row, tags in enumerate(sets):
+                labels[row, [index[t] for t in tags]] = 1
+        else:
+            empty = [i for i, v in enumerate(cells) if not v]
+            if empty:
+                raise ValueError(
+                    f"{len(empty)} row(s) of {where} have no label, the "
+                    f"first at row(s) {empty[:5]} (counting data rows from "
+                    f"0). Fill them in or drop those rows.")
+            if guessed:
+                _not_numbers(cells, raws[0].name, where)
+            names = sorted(set(cells))
+            index = {n: i for i, n in enumerate(names)}
+            labels = np.array([index[c] for c in cells], np.int32)
+        _enough_classes(names, where)
+    if not (task == "regression" and points):
+        keep = np.arange(len(paths))
     if valid_col is not None:
         if valid_pct is not None:
             raise ValueError("Pass `valid_col` or `valid_pct`, not both.")
         is_valid = _flags(_column(frame, valid_col, "valid_col", where),
-                          where)
+                          where)[keep]
     else:
         valid_pct = _validate.fraction(
             0.2 if valid_pct is None else valid_pct, "valid_pct")
-        is_valid = _random_valid(len(paths), valid_pct, seed)
-    report = kwargs.pop("report", None) or LoadReport()
-    return _pair(paths, labels, is_valid, names, seed, report, kwargs)
+        is_valid = _random_valid(len(keep), valid_pct, seed)
+    paths = [paths[i] for i in keep]
+    return _pair(paths, labels, is_valid, names, seed, report, kwargs,
+                 task=task, points=bool(points))
 
 
 def images_from_names(paths_or_folder, *, pattern=None, label_func=None,
@@ -331,11 +401,13 @@ def images_from_names(paths_or_folder, *, pattern=None, label_func=None,
     return _pair(paths, codes, is_valid, names, seed, report, kwargs)
 
 
-def _pair(paths, labels, is_valid, names, seed, report, kwargs):
-    """Builds the two ImageBatches after checking the split."""
+def _pair(paths, labels, is_valid, names, seed, report, kwargs, *,
+          task="single_label", points=False):
+    """Builds the two ImageBatches after checking the split (``augment``
+    goes to the training batches only)."""
     labels = np.asarray(labels)
     is_valid = np.asarray(is_valid, bool)
-    if labels.ndim == 1:
+    if task == "single_label":
         for side, mask in (("validation", is_valid),
                            ("training", ~is_valid)):
             counts = np.bincount(labels[mask], minlength=len(names))
@@ -350,17 +422,143 @@ def _pair(paths, labels, is_valid, names, seed, report, kwargs):
         raise ValueError(f"The split leaves the "
                          f"{'validation' if not is_valid.any() else 'training'}"
                          f" set empty ({len(labels)} images).")
+    if task == "multi_label":
+        seen = labels[~is_valid].sum(axis=0)
+        only = [(n, int(c)) for n, t, c in zip(
+            names, seen, labels[is_valid].sum(axis=0)) if t == 0 and c]
+        if only:
+            counts = ", ".join(f"{n!r} in {c}" for n, c in only[:5])
+            raise ValueError(
+                f"Label(s) {_listing(n for n, _ in only)} appear only in "
+                f"validation rows ({counts} of {int(is_valid.sum())}), "
+                f"never in training rows, so the model cannot learn them. "
+                f"Move some of those rows to training, change the split "
+                f"(valid_pct, seed), or remove the label.")
     kwargs = dict(kwargs)
     shuffle = kwargs.pop("shuffle", True)
+    augment = kwargs.pop("augment", None)
     kwargs.pop("class_names", None)
+    kwargs.pop("task", None)
+    kwargs.pop("points", None)
     idx_t, idx_v = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
+    common = dict(class_names=names, task=task, points=points, seed=seed,
+                  report=report, **kwargs)
     train = ImageBatches([paths[i] for i in idx_t], labels[idx_t],
-                         class_names=names, shuffle=shuffle, seed=seed,
-                         report=report, **kwargs)
+                         shuffle=shuffle, augment=augment, **common)
     valid = ImageBatches([paths[i] for i in idx_v], labels[idx_v],
-                         class_names=names, shuffle=False, seed=seed,
-                         report=report, **kwargs)
+                         shuffle=False, **common)
     return train, valid
+
+
+def _csv_task(task, n_cols, label_delim, points):
+    """The task of a table's labels, and whether it was guessed."""
+    if task is not None:
+        task = _validate.choice(task, "task", TASKS)
+    if not isinstance(points, bool):
+        raise TypeError(f"`points` must be True or False. Received: "
+                        f"points={points!r}.")
+    given = task
+    if points:
+        if task not in (None, "regression"):
+            raise ValueError(
+                f"points=True reads x, y pixel coordinates: regression "
+                f"targets. Received: task={task!r}. Leave task out.")
+        task = "regression"
+    if label_delim is not None:
+        if not isinstance(label_delim, str) or not label_delim:
+            raise ValueError(f"`label_delim` must be a non-empty string. "
+                             f"Received: label_delim={label_delim!r}.")
+        if task not in (None, "multi_label"):
+            raise ValueError(
+                f"`label_delim` splits a cell into several labels "
+                f"(multi-label); it does not apply to task={task!r}. Drop "
+                f"label_delim or task.")
+        task = "multi_label"
+    if n_cols > 1:
+        if task not in (None, "regression"):
+            raise ValueError(
+                f"Several label columns give regression targets (one float "
+                f"per column); task={task!r} needs one label column.")
+        task = "regression"
+    if task == "multi_label" and label_delim is None:
+        raise ValueError("task='multi_label' needs `label_delim`, the "
+                         "string between the labels of a cell, such as "
+                         "label_delim=' '.")
+    return task or "single_label", given is None and task is None
+
+
+def _floats(raws, where):
+    """The label columns as a float32 array (rows, columns)."""
+    out = np.zeros((len(raws[0]), len(raws)), np.float32)
+    for j, raw in enumerate(raws):
+        for i, v in enumerate(raw):
+            try:
+                value = float(v) if not isinstance(v, str) else \
+                    float(v.strip())
+            except (TypeError, ValueError):
+                value = None
+            if value is None or not np.isfinite(value):
+                raise ValueError(
+                    f"Regression targets must be finite numbers; row {i} "
+                    f"(counting data rows from 0) of {where} holds {v!r} in "
+                    f"column {raw.name!r}. Fill it in or drop that row.")
+            out[i, j] = value
+    return out
+
+
+def _not_numbers(cells, column, where):
+    """Refuses class names that are all numbers, some not whole."""
+    try:
+        values = [float(c) for c in cells]
+    except ValueError:
+        return
+    fractional = [c for c, v in zip(cells, values)
+                  if np.isfinite(v) and v != round(v)]
+    if fractional:
+        raise ValueError(
+            f"The label column {column!r} of {where} holds numbers such as "
+            f"{fractional[0]!r}, which would make "
+            f"{len(set(cells))} classes. Pass task='regression' for float "
+            f"targets, or task='single_label' to keep them as class names.")
+
+
+def _scaled_points(paths, pixels, on_error, report):
+    """Pixel points scaled by each image's size; rows whose image cannot
+    be read or whose point lies outside it follow ``on_error``.
+
+    Returns:
+        ``(kept row indices, scaled points of those rows)``.
+    """
+    keep, sizes = [], []
+    for i, path in enumerate(paths):
+        try:
+            sizes.append(_points.image_size(path))
+            keep.append(i)
+        except ImageError as e:
+            if on_error == "raise":
+                raise
+            report.add(e)
+    keep = np.array(keep, np.int64)
+    widths = np.array([w for w, _ in sizes], np.float64)
+    heights = np.array([h for _, h in sizes], np.float64)
+    scaled = _points.scale_points(pixels[keep], widths, heights)
+    bad = ~(np.abs(scaled) <= 1).all(axis=1)
+    for row in np.flatnonzero(bad):
+        k, found = _points.describe(scaled, row, sizes[row])
+        path = paths[keep[row]]
+        if on_error == "raise":
+            raise ValueError(
+                f"Point {k} of {path!r} is {found}. Points must lie inside "
+                f"the image: 0 <= x <= width and 0 <= y <= height, in "
+                f"pixels of the image as it is shown (after its EXIF "
+                f"orientation), (0, 0) its top-left corner. Fix the row, "
+                f"or pass on_error='skip' to leave such rows out.")
+        report.add(ImageError(path, f"point {k} is {found}"))
+    if not (~bad).any():
+        raise ValueError(f"No row is left: every one of the {len(paths)} "
+                         f"rows has an unreadable image or a point outside "
+                         f"it (see `report`).")
+    return keep[~bad], scaled[~bad]
 
 
 def _read_classes(directory, names, extensions, report, missing_ok=False,
