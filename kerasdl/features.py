@@ -37,7 +37,7 @@ _STORE = ("float16", "float32")
 _COMPUTE = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
-def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
+def precompute(model, data, path, layer="auto", augment_passes=0,
                dtype="float16", *, augment=None, seed=0,
                compute_dtype="auto", overwrite=False, chunk_rows=128,
                verbose=1):
@@ -76,7 +76,10 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
 
     With VGG16 (the default model) the call is
     ``precompute(vgg16(..., include_top=False, input_dtype="uint8"), data,
-    path)``, giving 14x14x512 features at 224x224.
+    path)``, giving 14x14x512 features at 224x224; any backbone by name is
+    cut at its own feature layer: ``precompute(kerasdl.backbone("resnet50",
+    input_shape=(224, 224, 3)), data, path)`` gives 7x7x2048 at
+    conv5_block3_out.
 
     Args:
         model: keras.Model, or ``None`` for VGG16 with ImageNet weights
@@ -85,8 +88,11 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
             labels)``, or an ``ImageBatches`` built with ``shuffle=False``.
         path: str. Folder of the result.
         layer: str or None. Name of the last layer to keep
-            (``conv_base``); ``None`` keeps the whole model.
-            Defaults to ``"block5_conv3"``.
+            (``conv_base``); ``None`` keeps the whole model; ``"auto"``
+            the backbone's feature layer (``kerasdl.backbone``:
+            ``block5_conv3`` for any VGG16, ``conv5_block3_out`` for
+            ResNet50 ...), the name the manifest records.
+            Defaults to ``"auto"``.
         augment_passes: int. Augmented copies of the data to add.
         dtype: ``"float16"`` or ``"float32"``. Storage dtype.
         augment: layer or None. A ``RandomAffine``/``ChannelShift`` or a
@@ -133,6 +139,10 @@ def precompute(model, data, path, layer="block5_conv3", augment_passes=0,
 
         model = vgg16(source.image_shape, include_top=False,
                       weights="imagenet", input_dtype="uint8")
+    if layer == "auto" and isinstance(model, keras.Model):
+        from kerasdl.models.backbones import feature_layer
+
+        layer = feature_layer(model)
     base = _cut(model, layer, source.image_shape)
     base, compute = _compute_model(base, compute_dtype)
     if augment_passes and augment is None:

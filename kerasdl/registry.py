@@ -21,6 +21,14 @@ IMAGE_BUILDERS = {
     "vgg16_bn": ("kerasdl.models.vgg", "vgg16_bn", (224, 224, 3), 1000),
 }
 
+#: Pretrained backbones by name (kerasdl.models.backbones), in the order
+#: they are listed; ``kerasdl summary NAME`` builds them with the ImageNet
+#: classifier (random weights), like keras.applications' own models.
+BACKBONES = ("vgg16", "vgg16_bn", "resnet50", "resnet50v2",
+             "efficientnetv2b0", "convnext_tiny", "mobilenetv3small",
+             "efficientnet_lite0")
+BACKBONE_SHAPE, BACKBONE_CLASSES = (224, 224, 3), 1000
+
 # Embedding recommenders (lesson 4): the "input shape" is (users, items,
 # factors), by default ml-latest-small's 671 x 9,066 x 50; classes unused.
 COLLAB_BUILDERS = {"dot": "dot", "dot_bias": "dot_bias"}
@@ -45,9 +53,21 @@ def _image_builder(module, func):
     return build
 
 
+def _backbone_builder(name):
+    def build(shape, classes):
+        from kerasdl.models.backbones import backbone
+
+        return backbone(name, input_shape=shape, weights=None,
+                        input_dtype="float32", include_top=True,
+                        n_classes=classes)
+
+    build.__name__ = name
+    return build
+
+
 def names():
     """The model names ``kerasdl summary`` accepts, sorted."""
-    return sorted([*IMAGE_BUILDERS, *COLLAB_BUILDERS])
+    return sorted({*IMAGE_BUILDERS, *BACKBONES, *COLLAB_BUILDERS})
 
 
 def is_recommender(name):
@@ -66,6 +86,8 @@ def lookup(name):
     """
     if name in COLLAB_BUILDERS:
         return _collab_builder(COLLAB_BUILDERS[name]), COLLAB_SHAPE, None
+    if name not in IMAGE_BUILDERS and name in BACKBONES:
+        return _backbone_builder(name), BACKBONE_SHAPE, BACKBONE_CLASSES
     if name not in IMAGE_BUILDERS:
         raise ValueError(
             f"unknown model {name!r}; expected one of: {', '.join(names())}"

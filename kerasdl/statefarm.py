@@ -21,8 +21,11 @@ from kerasdl.data.splits import group_split
 from kerasdl.data.splits import table_files
 from kerasdl.models import baselines
 from kerasdl.models.surgery import conv_base
+from kerasdl.registry import BACKBONES
 
 CLASSES = tuple(f"c{i}" for i in range(10))
+#: Convolutional bases: trained here, or a pretrained backbone by name.
+BASES = ("scratch", *BACKBONES)
 
 #: Images drawn from the training and validation drivers in quick mode.
 QUICK_TRAIN, QUICK_VALID = 600, 300
@@ -43,8 +46,11 @@ class Pipeline:
         val_drivers: int. Whole drivers held out for validation.
         seed: int. Seed of the split, sample, weights and batches.
         base: ``"scratch"`` (a convnet trained on the training drivers
-            only) or ``"vgg16"`` (ImageNet weights, or ``weights``).
-        weights: str or None. Weights file for ``base="vgg16"``.
+            only) or a backbone name (``kerasdl.registry.BACKBONES``:
+            ``"vgg16"``, ``"resnet50"``, ``"convnext_tiny"`` ...), built
+            at ``size`` with ImageNet weights (or ``weights``) and cut at
+            its feature layer.
+        weights: str or None. Weights file for a backbone ``base``.
         quick: bool. A few hundred images and one epoch per step (tests).
         verbose: int. Passed to ``fit``.
         log: callable or None. Called with each step's row when it ends.
@@ -60,13 +66,14 @@ class Pipeline:
     def __init__(self, data, out, *, size=(60, 80), val_drivers=5, seed=0,
                  base="scratch", weights=None, quick=False, verbose=0,
                  log=None, on_error="raise"):
-        _validate.choice(base, "base", ("scratch", "vgg16"))
+        _validate.choice(base, "base", BASES)
         _validate.choice(on_error, "on_error", ("raise", "skip"))
         self.size = _check_size(size)
         self.seed = _validate.integer(seed, "seed", low=0, high=2 ** 32 - 1)
-        if weights is not None and base != "vgg16":
-            raise ValueError(f"`weights` goes with base='vgg16'. Received: "
-                             f"weights={weights!r} with base={base!r}.")
+        if weights is not None and base == "scratch":
+            raise ValueError(f"`weights` goes with a pretrained base such as "
+                             f"base='vgg16'. Received: weights={weights!r} "
+                             f"with base={base!r}.")
         self.table = _read_table(data)
         self.val_drivers = _check_val_drivers(val_drivers, self.table)
         self.data, self.out, self.base = data, os.fspath(out), base
@@ -109,24 +116,43 @@ class Pipeline:
             check_memory(total * 4, f"{name} at size {self.size[0]}x"
                          f"{self.size[1]} ({total:,} parameters)",
                          "pass a smaller `size`")
+        if self.base != "scratch":
+            self._check_backbone(count_params, check_memory)
+
+    def _check_backbone(self, count_params, check_memory):
+        from kerasdl.models.backbones import backbone
+        from kerasdl.models.backbones import title
+
+        try:
+            total = count_params(lambda: backbone(
+                self.base, input_shape=self._shape(), weights=None))
+        except ValueError as e:
+            raise ValueError(
+                f"base {self.base!r} cannot be built at `size` "
+                f"{self.size[0]}x{self.size[1]}: {e}") from None
+        check_memory(total * 4, f"{title(self.base)} at size "
+                     f"{self.size[0]}x{self.size[1]} ({total:,} parameters)",
+                     "pass a smaller `size`")
 
     def prepare_base(self):
-        """Builds the VGG16 base (loading its weights) before training, so
-        that a bad weights file or a failed download is found first."""
-        if self.base == "vgg16" and self._net is None:
-            from kerasdl.models.vgg import vgg16
+        """Builds the pretrained base (loading its weights) before
+        training, so that a bad weights file or a failed download is found
+        first."""
+        if self.base != "scratch" and self._net is None:
+            from kerasdl.models.backbones import backbone
+            from kerasdl.models.backbones import title
 
             try:
-                self._net = vgg16(self._shape(), include_top=False,
-                                  input_dtype="uint8",
-                                  weights=self.weights or "imagenet")
-            except OSError as e:
+                self._net = backbone(self.base, input_shape=self._shape(),
+                                     include_top=False, input_dtype="uint8",
+                                     weights=self.weights or "imagenet")
+            except (OSError, ValueError) as e:
                 if self.weights is None:
                     raise
                 raise ValueError(
                     f"`weights` {self.weights!r} could not be loaded into "
-                    f"VGG16: {' '.join(str(e).split())}. Pass a weights "
-                    f"file saved by model.save_weights.") from None
+                    f"{title(self.base)}: {' '.join(str(e).split())}"
+                ) from None
 
     # -- data -------------------------------------------------------------
     def load(self):
@@ -213,11 +239,15 @@ class Pipeline:
         from kerasdl.features import precompute
 
         start = time.perf_counter()
-        if self.base == "vgg16":
+        if self.base != "scratch":
+            from kerasdl.models.backbones import feature_layer
+            from kerasdl.models.backbones import title
+
             self.prepare_base()
             net = self._net
-            layer, desc = "block5_conv3", ("VGG16 " + (
-                f"weights {self.weights}" if self.weights else "ImageNet"))
+            layer = feature_layer(net)
+            desc = f"{title(self.base)} " + (
+                f"weights {self.weights}" if self.weights else "ImageNet")
         else:
             keras.utils.set_random_seed(self.seed)
             net = self._deeper()

@@ -17,6 +17,17 @@ REFERENCE = [
     (["conv_bn", "--classes", "10"], (7_395_598, 7_395_000, 598)),
     (["dense_bn_head", "--input-shape", "14,14,512"],
      (3_230_218, 3_229_706, 512)),
+    # the backbones: keras.applications' own counts (the figures its
+    # documentation gives; test_backbones compares the models themselves)
+    (["resnet50"], (25_636_712, 25_583_592, 53_120)),
+    (["resnet50v2"], (25_613_800, 25_568_360, 45_440)),
+    (["efficientnetv2b0"], (7_200_312, 7_139_704, 60_608)),
+    (["convnext_tiny"], (28_589_128, 28_589_128, 0)),
+    (["mobilenetv3small", "--input-shape", "96,96,3"],
+     (2_554_968, 2_542_856, 12_112)),
+    (["efficientnet_lite0"], (4_694_024, 4_652_008, 42_016)),
+    # 2,049 x 10 instead of 2,049 x 1,000 in the classifier
+    (["resnet50", "--classes", "10"], (23_608_202, 23_555_082, 53_120)),
 ]
 
 
@@ -69,6 +80,24 @@ def test_model_error_is_one_line_exit_2(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "at least 32x32" in err
+    assert cli.main(["summary", "convnext_tiny", "--input-shape",
+                     "16,64,3"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("kerasdl summary: error: ConvNeXtTiny needs images of at "
+                   "least 32x32 pixels. Received: --input-shape (16, 64, 3)."
+                   " Resize the images up.\n")
+
+
+def test_summary_of_a_backbone_shows_its_layers(capsys):
+    assert cli.main(["summary", "resnet50v2", "--input-shape", "64,64,3",
+                     "--head", "2"]) == 0
+    out = capsys.readouterr().out
+    for layer in ("image", "preprocess", "conv1_conv", "post_relu",
+                  "avg_pool", "predictions"):
+        assert layer in out
+    # the new 2-class head (2,048 x 2 + 2) is all that trains
+    assert out.rstrip().endswith("total: 23,568,898  trainable: 4,098  "
+                                 "non-trainable: 23,564,800")
 
 
 def test_help_lists_commands():

@@ -71,6 +71,40 @@ def test_features_equal_the_model_output(tmp_path):
     assert again.manifest == m
 
 
+def _named_like(name, after):
+    """``_model``'s layers under a backbone's name: ``pool`` renamed
+    ``after`` and followed by an unnamed ReLU (MobileNetV3Small's feature
+    layer is the activation after its ``conv_1_bn``)."""
+    inputs = keras.Input((8, 8, 3), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1 / 255, name="scale")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+    x = keras.layers.MaxPooling2D(2, name=after)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def test_default_layer_is_the_backbones_feature_layer(tmp_path):
+    x, y = _data()
+    model = _named_like("MobileNetV3Small", "conv_1_bn")
+    fs = precompute(model, (x, y), tmp_path / "m", verbose=0)
+    relu = model.layers[-2]
+    assert isinstance(relu, keras.layers.ReLU)
+    assert fs.manifest["layer"] == relu.name
+    expected = keras.Model(model.inputs, relu.output).predict(x, verbose=0)
+    assert fs.features.shape == (21, 4, 4, 4) and expected.min() >= 0
+    np.testing.assert_allclose(fs.features, expected, rtol=2e-3, atol=2e-3)
+    # a VGG16 of any name: block5_conv3, as before backbones existed
+    vgg = _named_like("my_vgg", "block5_conv3")
+    fs = precompute(vgg, (x, y), tmp_path / "v", verbose=0)
+    assert fs.manifest["layer"] == "block5_conv3"
+    assert fs.features.shape == (21, 4, 4, 4)
+    with pytest.raises(ValueError, match="'tiny' is not one of the backbones"
+                                         " .*Name the layer to cut at"):
+        precompute(_model(), (x, y), tmp_path / "t", verbose=0)
+    assert not (tmp_path / "t").exists()
+
+
 def test_chunk_rows(tmp_path):
     model = _model()
     x, y = _data()

@@ -141,3 +141,67 @@ def test_report_json_is_valid_with_non_finite_numbers(tmp_path):
 
 def _no_constant(name):
     raise AssertionError(f"invalid JSON constant {name}")
+
+
+def test_base_accepts_every_backbone_name():
+    from kerasdl.registry import BACKBONES
+
+    parser = cli.build_parser()
+    for name in ("scratch", *BACKBONES):
+        args = parser.parse_args(["statefarm", "--data", "d", "--base",
+                                  name])
+        assert args.base == name
+    assert len(BACKBONES) == 8 and "resnet50" in BACKBONES
+
+
+def test_statefarm_base_mistakes_are_one_line(tmp_path, capsys):
+    from kerasdl.statefarm import Pipeline
+
+    data = _tiny_statefarm(tmp_path / "sf", per_class=1)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["statefarm", "--data", str(data), "--base", "resnet5"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'resnet5'" in err and "'convnext_tiny'" in err
+    # the base is built (its weights never initialised) before any image
+    # is read: 20x20 is enough for the scratch steps, not for ResNet50
+    out = tmp_path / "o"
+    assert cli.main(["statefarm", "--data", str(data), "--out", str(out),
+                     "--base", "resnet50", "--size", "20x20",
+                     "--val-drivers", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "kerasdl statefarm: error: base 'resnet50' cannot be built at "
+        "--size 20x20: ResNet50 needs images of at least 32x32 pixels. "
+        "Received: input_shape=(20, 20, 3). Resize the images up.\n")
+    assert not out.exists()
+    with pytest.raises(ValueError, match="must be one of 'scratch', "
+                                         "'vgg16', 'vgg16_bn', 'resnet50'"):
+        Pipeline(data, out, base="resnet", val_drivers=1)
+    with pytest.raises(ValueError, match="`weights` goes with a pretrained "
+                                         "base such as base='vgg16'"):
+        Pipeline(data, out, base="scratch", weights="w.h5", val_drivers=1)
+
+
+def test_weights_that_do_not_fit_the_base(tmp_path):
+    import keras
+
+    from kerasdl.statefarm import Pipeline
+
+    data = _tiny_statefarm(tmp_path / "sf", per_class=1)
+    inputs = keras.Input((8, 8, 3))
+    tiny = keras.Model(inputs, keras.layers.Conv2D(
+        8, 3, kernel_initializer="ones")(inputs))
+    weights = str(tmp_path / "tiny.weights.h5")
+    tiny.save_weights(weights)
+    p = Pipeline(data, tmp_path / "o", base="resnet50v2", weights=weights,
+                 val_drivers=1, size=(32, 32))
+    # refused on the shapes alone: the base's weights need no values
+    with keras.StatelessScope(initialize_variables=False):
+        with pytest.raises(ValueError) as info:
+            p.prepare_base()
+    message = str(info.value)
+    assert message.startswith(f"`weights` {weights!r} could not be loaded "
+                              f"into ResNet50V2: Weights file")
+    assert ("layer 'conv1_conv' has weights of shape (7, 7, 3, 64), (64,) "
+            "in the model and (3, 3, 3, 8), (8,) in the file") in message
+    assert "\n" not in message

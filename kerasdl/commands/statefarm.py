@@ -2,6 +2,7 @@
 
 from kerasdl import commands
 from kerasdl.commands import print_json
+from kerasdl.registry import BACKBONES
 
 
 def add_parser(sub):
@@ -23,11 +24,14 @@ def add_parser(sub):
     p.add_argument("--val-drivers", type=int, default=5, metavar="N",
                    help="whole drivers held out for validation (default 5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--base", choices=("scratch", "vgg16"), default="scratch",
-                   help="convolutional base: trained here on the training "
-                        "drivers (default) or VGG16")
+    p.add_argument("--base", choices=("scratch", *BACKBONES),
+                   default="scratch", metavar="BASE",
+                   help="convolutional base: scratch, trained here on the "
+                        "training drivers (default), or a pretrained "
+                        f"backbone: {', '.join(BACKBONES)}")
     p.add_argument("--weights", metavar="PATH",
-                   help="VGG16 weights file (default: ImageNet, online)")
+                   help="weights file of the backbone --base (default: "
+                        "ImageNet, downloaded once)")
     p.add_argument("--quick", action="store_true",
                    help="at most 600 training and 300 validation images, "
                         "one epoch per step")
@@ -62,8 +66,9 @@ def _check(args):
     from kerasdl.cli import UsageError
 
     size = _size(args.size)
-    if args.weights is not None and args.base != "vgg16":
-        raise UsageError("--weights goes with --base vgg16")
+    if args.weights is not None and args.base == "scratch":
+        raise UsageError("--weights goes with --base vgg16 or another "
+                         "pretrained backbone, not scratch")
     if args.weights is not None:
         commands.input_file(args.weights, "--weights")
     _validate.integer(args.val_drivers, "--val-drivers", low=1)

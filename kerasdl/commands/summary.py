@@ -2,7 +2,14 @@
 
 Every flag is checked, and the parameters counted without allocating
 them, before the model is built: a size this machine cannot hold (such as
-``--classes 1000000000000``) is refused in one line.
+``--classes 1000000000000``) is refused in one line. The model shown is
+built the same way, its weights never allocated (Keras' deferred
+initialisation): the counts and the summary need only their shapes.
+
+NAME is a builder of kerasdl or a pretrained backbone by name
+(``resnet50``, ``convnext_tiny`` ...), built as keras.applications builds
+it (the 1000-class ImageNet classifier, random weights) with kerasdl's
+preprocessing layer inside.
 """
 
 from kerasdl import _validate
@@ -21,9 +28,11 @@ def add_parser(sub):
         "summary", help="print a model's summary and parameter counts",
         description="Build a model by name (random weights) and print "
                     "model.summary() and its total, trainable and "
-                    "non-trainable parameter counts. For the "
-                    "recommenders (dot, dot_bias) the input shape is "
-                    "USERS,ITEMS,FACTORS.",
+                    "non-trainable parameter counts. The backbones "
+                    "(resnet50, convnext_tiny ...) are built with their "
+                    "ImageNet classifier, as keras.applications builds "
+                    "them. For the recommenders (dot, dot_bias) the input "
+                    "shape is USERS,ITEMS,FACTORS.",
     )
     p.add_argument("name", metavar="NAME",
                    help=f"one of: {', '.join(registry.names())}")
@@ -31,8 +40,8 @@ def add_parser(sub):
                    help="input shape, channels last (default: the "
                         "model's own, e.g. 224,224,3)")
     p.add_argument("--classes", type=int, metavar="N",
-                   help="number of classes (default 1000 for VGG, else "
-                        "10; image models only)")
+                   help="number of classes (default 1000 for VGG and "
+                        "the other backbones, else 10; image models only)")
     p.add_argument("--head", type=int, metavar="N",
                    help="replace the last layer by a new N-class Dense and "
                         "freeze the rest (the course's ft; image models "
@@ -118,19 +127,25 @@ def run(args):
     builder, shape, classes = _plan(args)
     _check_size(args, builder, shape, classes)
 
+    import keras
+
     from kerasdl.models import param_counts
 
-    model = _build(builder, shape, classes, args.head)
-    total, trainable, non_trainable = param_counts(model)
-    if args.json:
-        print_json({
-            "model": args.name, "input_shape": list(shape),
-            "classes": classes, "head": args.head, "total": total,
-            "trainable": trainable, "non_trainable": non_trainable,
-        })
-    else:
-        with printing():
-            model.summary()
-            print(f"total: {total:,}  trainable: {trainable:,}  "
-                  f"non-trainable: {non_trainable:,}", flush=True)
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = _build(builder, shape, classes, args.head)
+            total, trainable, non_trainable = param_counts(model)
+            if args.json:
+                print_json({
+                    "model": args.name, "input_shape": list(shape),
+                    "classes": classes, "head": args.head, "total": total,
+                    "trainable": trainable, "non_trainable": non_trainable,
+                })
+            else:
+                with printing():
+                    model.summary()
+                    print(f"total: {total:,}  trainable: {trainable:,}  "
+                          f"non-trainable: {non_trainable:,}", flush=True)
+    finally:
+        keras.backend.clear_session()  # the weights are never initialised
     return 0

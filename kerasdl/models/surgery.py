@@ -3,12 +3,14 @@
 import keras
 
 
-def conv_base(model, upto="block5_conv3"):
+def conv_base(model, upto="auto"):
     """The model from its input up to (and including) the layer ``upto``.
 
     The course computed VGG16's output at its last convolution once and
     trained dense heads on it. The returned model shares its layers (and
-    weights) with ``model``.
+    weights) with ``model``. By default a backbone is cut at its feature
+    layer (``kerasdl.backbone``: ``block5_conv3`` for VGG16,
+    ``conv5_block3_out`` for ResNet50 ...).
 
     Example:
 
@@ -16,15 +18,34 @@ def conv_base(model, upto="block5_conv3"):
     >>> base = conv_base(vgg16((32, 32, 3), 10), "block5_conv3")
     >>> base.output_shape
     (None, 2, 2, 512)
+    >>> conv_base(vgg16((32, 32, 3), 10)).layers[-1].name
+    'block5_conv3'
 
     Args:
         model: keras.Model. A functional or Sequential model.
-        upto: str. Name of the last layer to keep.
-            Defaults to ``"block5_conv3"``.
+        upto: str. Name of the last layer to keep, or ``"auto"``: the
+            backbone's feature layer (``kerasdl.models.backbones.
+            feature_layer``; ``block5_conv3`` for any VGG16).
+            Defaults to ``"auto"``.
 
     Returns:
         A functional ``keras.Model``.
+
+    Raises:
+        TypeError: ``model`` is not a keras.Model (a backbone's name is
+            not built here: pass ``kerasdl.backbone(name)``).
+        ValueError: no layer named ``upto``, or ``"auto"`` for a model
+            that is no backbone.
     """
+    if not isinstance(model, keras.Model):
+        hint = (f" Build the backbone first: conv_base(kerasdl.backbone("
+                f"{model!r}))." if isinstance(model, str) else "")
+        raise TypeError(f"`model` must be a keras.Model. Received: "
+                        f"{type(model).__name__}.{hint}")
+    if upto == "auto":
+        from kerasdl.models.backbones import feature_layer
+
+        upto = feature_layer(model)
     names = [layer.name for layer in model.layers]
     if upto not in names:
         raise ValueError(
