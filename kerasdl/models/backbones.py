@@ -274,15 +274,7 @@ def _vgg(func):
 
 
 def _lite_module():
-    try:
-        return importlib.import_module("kerasdl.models.efficientnet_lite")
-    except ModuleNotFoundError as e:
-        if e.name != "kerasdl.models.efficientnet_lite":
-            raise
-        raise ValueError(
-            "efficientnet_lite0 needs kerasdl.models.efficientnet_lite, "
-            "which this installation of kerasdl lacks. Upgrade kerasdl or "
-            "choose another backbone.") from None
+    return importlib.import_module("kerasdl.models.efficientnet_lite")
 
 
 def _lite(shape, n, *, include_top, weights, input_dtype, title):
