@@ -219,7 +219,24 @@ def test_fine_tune_nested_backbone_with_three_groups(kind):
     rates = [float(_np(o.learning_rate)) for o in model.optimizer.optimizers]
     np.testing.assert_allclose(rates, [1e-4, 1e-3, 1e-2], rtol=1e-5)
     assert len(first.history["loss"]) == len(second.history["loss"]) == 1
-    assert all(layer.trainable for layer in backbone.layers)
+    # The body's BN stay frozen (train_bn=False); everything else trains.
+    assert {layer.name: layer.trainable for layer in backbone.layers} == {
+        "conv1": True, "bn1": False, "conv2": True, "bn2": False}
+
+
+@pytest.mark.parametrize("train_bn", [False, True])
+def test_fine_tune_keeps_the_body_batch_norm_frozen_unless_asked(train_bn):
+    model, backbone = _nested("functional")
+    model.compile(keras.optimizers.Adam(), "sparse_categorical_crossentropy")
+    bn = backbone.get_layer("bn1")
+    stats = [_np(bn.moving_mean), _np(bn.moving_variance), _np(bn.gamma)]
+    kernel = _np(backbone.get_layer("conv1").kernel)
+    fine_tune(model, (XN, YN), epochs=1, base_lr=2e-2, batch_size=8,
+              verbose=0, train_bn=train_bn)
+    assert not np.allclose(_np(backbone.get_layer("conv1").kernel), kernel)
+    moved = [not np.allclose(_np(v), s) for v, s in zip(
+        (bn.moving_mean, bn.moving_variance, bn.gamma), stats)]
+    assert moved == [train_bn] * 3
 
 
 def test_frozen_batch_norm_runs_in_inference_mode():
