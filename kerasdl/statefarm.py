@@ -121,18 +121,33 @@ class Pipeline:
 
     def _check_backbone(self, count_params, check_memory):
         from kerasdl.models.backbones import backbone
+        from kerasdl.models.backbones import feature_layer
         from kerasdl.models.backbones import title
 
+        size = f"{self.size[0]}x{self.size[1]}"
+        features = []
+
+        def build():
+            net = backbone(self.base, input_shape=self._shape(),
+                           weights=None)
+            layer = feature_layer(net)
+            features.append((layer, net.get_layer(layer).output.shape[1:]))
+            return net
+
         try:
-            total = count_params(lambda: backbone(
-                self.base, input_shape=self._shape(), weights=None))
+            total = count_params(build)
         except ValueError as e:
+            raise ValueError(f"base {self.base!r} cannot be built at "
+                             f"`size` {size}: {e}") from None
+        layer, shape = features[0]
+        if min(shape[:2]) < 2:
             raise ValueError(
-                f"base {self.base!r} cannot be built at `size` "
-                f"{self.size[0]}x{self.size[1]}: {e}") from None
-        check_memory(total * 4, f"{title(self.base)} at size "
-                     f"{self.size[0]}x{self.size[1]} ({total:,} parameters)",
-                     "pass a smaller `size`")
+                f"base {self.base!r} at `size` {size} gives features of "
+                f"{shape[0]}x{shape[1]} at {layer}; the dense head on them "
+                f"starts with a 2x2 max-pooling, so they must be at least "
+                f"2x2. Pass a larger `size`, such as 64x64 or more.")
+        check_memory(total * 4, f"{title(self.base)} at size {size} "
+                     f"({total:,} parameters)", "pass a smaller `size`")
 
     def prepare_base(self):
         """Builds the pretrained base (loading its weights) before

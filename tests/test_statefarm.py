@@ -174,6 +174,13 @@ def test_statefarm_base_mistakes_are_one_line(tmp_path, capsys):
         "--size 20x20: ResNet50 needs images of at least 32x32 pixels. "
         "Received: input_shape=(20, 20, 3). Resize the images up.\n")
     assert not out.exists()
+    # ConvNeXt's total stride of 32 leaves 1x2 features of 60x80 images,
+    # too few for the dense head's 2x2 pooling
+    with pytest.raises(ValueError, match=r"base 'convnext_tiny' at `size` "
+                                         r"60x80 gives features of 1x2 at "
+                                         r"layer_normalization; .* at least "
+                                         r"2x2\. Pass a larger `size`"):
+        Pipeline(data, out, base="convnext_tiny", val_drivers=1).check()
     with pytest.raises(ValueError, match="must be one of 'scratch', "
                                          "'vgg16', 'vgg16_bn', 'resnet50'"):
         Pipeline(data, out, base="resnet", val_drivers=1)
