@@ -13,6 +13,14 @@ message naming ``val_drivers`` names ``--val-drivers`` instead, and one
 advising ``on_error='skip'`` or ``on_bad='skip'`` advises ``--skip-bad``.
 A run that finished but produced a result that is not a number (such as
 an RMSE of NaN) exits with code 1.
+
+TensorFlow's start-up lines (absl's notice, oneDNN, CUDA and cuInit
+lines) are kept off stderr: ``TF_CPP_MIN_LOG_LEVEL`` and absl's verbosity
+are set before any TensorFlow import, and since TensorFlow 2.21 writes
+those lines before it reads the level, stderr goes through
+``kerasdl._native_log.StderrFilter`` from the moment TensorFlow is
+imported until the command ends; every other line, errors included,
+passes.
 """
 
 import argparse
@@ -27,6 +35,8 @@ COMMANDS = (
     "kerasdl.commands.movielens",
     "kerasdl.commands.statefarm",
     "kerasdl.commands.lr_find",
+    "kerasdl.commands.train",
+    "kerasdl.commands.predict",
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -75,9 +85,20 @@ def main(argv=None):
         0 on success, 1 when the result is not a number, 2 for a user
         mistake (reported in one line), 130 when interrupted.
     """
+    from kerasdl import _native_log
+
+    stderr_filter = _native_log.StderrFilter()
+    hook = _native_log.quiet_tensorflow(stderr_filter)
+    try:
+        return _main(argv)
+    finally:
+        _native_log.uninstall(hook)
+        stderr_filter.stop()
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     flags = _flags(parser.subcommands[args.command])
     try:
         code = args.func(args) or 0
