@@ -18,6 +18,8 @@ import os
 import numpy as np
 
 from kerasdl import _validate
+from kerasdl._model_output import model_task
+from kerasdl._model_output import output_units
 
 __all__ = ["predict_files"]
 
@@ -112,7 +114,7 @@ def predict_files(model, paths, *, batch_size=64, tta=False, threshold=0.5,
     task = _validate.choice(task, "task", TASKS) if task is not None else \
         model_task(model)
     names = class_names(model)
-    units = _output_units(model)
+    units = output_units(model, "predict_files")
     if names is None and task != "regression":
         raise ValueError(
             f"The model {model.name!r} has no class names, so its "
@@ -154,31 +156,6 @@ def predict_files(model, paths, *, batch_size=64, tta=False, threshold=0.5,
     frame.attrs["skipped"] = skipped
     frame.attrs["task"] = task
     return frame
-
-
-def model_task(model):
-    """The task a model's output activation says: softmax
-    ``"single_label"``, sigmoid ``"multi_label"``, else ``"regression"``.
-
-    Example:
-
-    >>> import keras
-    >>> model = keras.Sequential([keras.Input((3,)),
-    ...                           keras.layers.Dense(4, activation="sigmoid")])
-    >>> model_task(model)
-    'multi_label'
-    """
-    layer = _output_layer(model)
-    kind = type(layer).__name__
-    if kind == "Softmax":
-        return "single_label"
-    activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", None)
-    if name == "softmax":
-        return "single_label"
-    if name == "sigmoid":
-        return "multi_label"
-    return "regression"
 
 
 def list_files(paths):
@@ -261,43 +238,6 @@ def _tta_options(tta):
         return Options(**tta)
     raise TypeError(f"`tta` must be True, False or a dict of kerasdl.tta's "
                     f"settings. Received: tta={tta!r}.")
-
-
-def _output_layer(model):
-    """The layer that makes the model's output, looking through nested
-    models and the ``ClassNames`` layer."""
-    import keras
-
-    from kerasdl.models.labels import ClassNames
-
-    layer = model
-    for _ in range(100):
-        if isinstance(layer, ClassNames):
-            source = _history(layer.input)
-        elif isinstance(layer, keras.Model):
-            source = _history(layer.outputs[0]) if getattr(
-                layer, "outputs", None) else None
-            if source is None and layer.layers:
-                source = layer.layers[-1]
-        else:
-            return layer
-        if source is None or source is layer:
-            return layer
-        layer = source
-    return layer
-
-
-def _history(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    return None if history is None else history[0]
-
-
-def _output_units(model):
-    outputs = getattr(model, "outputs", None) or []
-    if len(outputs) != 1:
-        raise ValueError(f"predict_files needs a model with one output; "
-                         f"{model.name!r} has {len(outputs)}.")
-    return int(outputs[0].shape[-1])
 
 
 def _image_size(model, image_size):

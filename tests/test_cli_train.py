@@ -270,3 +270,45 @@ def test_noise_patterns():
     assert not is_noise("kerasdl train: error: --size must be an integer")
     assert not is_noise("W0000 00:00:1.5 1 gpu_bfc_allocator.cc:1] out of "
                         "memory")
+
+
+def _layout_args(data, layout, **extra):
+    from kerasdl.commands import train as command
+
+    parser = cli.build_parser()
+    argv = ["train", data, "--out", "unused", "--layout", layout,
+            "--size", "32"]
+    for flag, value in extra.items():
+        argv += [f"--{flag.replace('_', '-')}"] + (
+            [] if value is True else [str(value)])
+    return command.load(parser.parse_args(argv))
+
+
+def test_layouts_csv_names_and_random_split(tmp_path):
+    """The three layouts read as documented (no training)."""
+    rng = np.random.default_rng(0)
+    rows = ["file,tags,is_valid"]
+    (tmp_path / "imgs").mkdir()
+    for i in range(10):
+        name = ("red" if i % 2 else "blue") + f"_{i}.png"
+        Image.fromarray(rng.integers(0, 255, (36, 36, 3)).astype(
+            np.uint8)).save(tmp_path / "imgs" / name)
+        tags = "red blue" if i % 3 == 0 else name.split("_")[0]
+        rows.append(f"imgs/{name},{tags},{int(i >= 8)}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    train, valid, split = _layout_args(str(tmp_path), "csv",
+                                       multi_label=True)
+    assert (train.task, train.class_names) == ("multi_label",
+                                               ["blue", "red"])
+    assert (train.n_images, valid.n_images) == (8, 2)
+    assert split == "the is_valid column"
+    assert train.labels[0].tolist() == [1.0, 1.0]  # "red blue"
+    train, valid, split = _layout_args(str(tmp_path / "imgs"), "names",
+                                       valid_pct=0.3)
+    assert train.class_names == ["blue", "red"]
+    assert (train.n_images, valid.n_images) == (7, 3)
+    assert split == "a random 30% of the images"
+    folder = _squares(str(tmp_path / "sq"), counts=(("train", 5),))
+    train, valid, split = _layout_args(folder, "folder")
+    assert (train.n_images, valid.n_images) == (8, 2)
+    assert split == "a random 20% of the images"

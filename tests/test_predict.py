@@ -50,6 +50,8 @@ def photos(tmp_path):
 
 def test_doctests():
     assert doctest.testmod(PREDICT).failed == 0
+    assert doctest.testmod(importlib.import_module(
+        "kerasdl._model_output")).failed == 0
 
 
 def test_single_label_rows_match_the_model_on_decoded_files(photos):

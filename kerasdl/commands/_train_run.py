@@ -9,18 +9,15 @@ import time
 import numpy as np
 
 from kerasdl import commands
+from kerasdl.commands._train_report import plot_curves
+from kerasdl.commands._train_report import summary_table
+from kerasdl.commands._train_report import write_report
 
 PLOTS = (("learning-rate finder", "lr_find.png"),
          ("loss and accuracy per epoch", "curves.png"),
          ("confusion matrix (validation)", "confusion.png"),
          ("top losses (validation)", "top_losses.png"),
          ("predicted / actual (validation)", "results.png"))
-_COLUMNS = (("epoch", "epoch", "{}"), ("phase", "phase", "{}"),
-            ("train_loss", "train loss", "{:.4f}"),
-            ("train_accuracy", "train acc", "{:.4f}"),
-            ("valid_loss", "valid loss", "{:.4f}"),
-            ("valid_accuracy", "valid acc", "{:.4f}"),
-            ("seconds", "seconds", "{:.1f}"))
 
 
 def train(args, train_batches, valid, backbone, why, split):
@@ -165,7 +162,7 @@ def finish(args, result, train_batches, valid):
              "most_confused": [list(c) for c in interp.most_confused()[:5]]}
     paths = {name: os.path.join(out, name) for _, name in PLOTS}
     with commands.writing(out, "--out"):
-        _plot_curves(result["epochs"], paths["curves.png"])
+        plot_curves(result["epochs"], paths["curves.png"])
         interp.plot_confusion_matrix(paths["confusion.png"])
         interp.plot_top_losses(min(9, len(interp)), paths["top_losses.png"])
         show_results(model, valid, n=16, path=paths["results.png"])
@@ -173,7 +170,7 @@ def finish(args, result, train_batches, valid):
     result["files"] = {"model": model_path, **{
         name: paths[name] for _, name in PLOTS if os.path.exists(paths[name])}}
     with commands.writing(out, "--out"):
-        write_report(out, result)
+        write_report(out, result, PLOTS)
     with commands.printing():
         if args.json:
             commands.print_json(result)
@@ -202,71 +199,6 @@ def save_model(model, path):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-
-def summary_table(rows):
-    """The per-epoch rows as a fixed-width text table."""
-    cells = [[title for _, title, _ in _COLUMNS]]
-    for row in rows:
-        cells.append([_fmt(fmt, row.get(key)) for key, _, fmt in _COLUMNS])
-    widths = [max(len(r[j]) for r in cells) for j in range(len(_COLUMNS))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths))
-                     for r in cells)
-
-
-def write_report(out, result):
-    """Writes ``report.md`` and ``report.json`` (complete or absent)."""
-    import json
-
-    from kerasdl._csv import write_bytes
-    from kerasdl.report import json_ready
-
-    data, model, lr = result["data"], result["model"], result["lr"]
-    final, training = result["final"], result["training"]
-    skipped = f"; {data['skipped']} bad file(s) skipped" if \
-        data["skipped"] else ""
-    lines = [f"# kerasdl train: {data['path']}", "",
-             f"- data: {data['train']} training and {data['valid']} "
-             f"validation images ({data['split']}; layout "
-             f"{data['layout']}){skipped}",
-             f"- classes ({len(data['classes'])}): "
-             f"{', '.join(data['classes'])}",
-             f"- model: {model['description']}; input "
-             f"{model['input_size'][0]}x{model['input_size'][1]}; "
-             f"{model['parameters']:,} parameters",
-             f"- backbone: {model['why']}",
-             f"- learning rate: {lr['value']:.2e} ({lr['source']})" + (
-                 "; suggestions " + ", ".join(
-                     f"{k} {v:.2e}" for k, v in lr["suggestions"].items())
-                 if lr.get("suggestions") else ""),
-             f"- training: {training['method']}; batch size "
-             f"{training['batch_size']}, seed {training['seed']}, backend "
-             f"{training['backend']}, {result['seconds']:.0f} s in all",
-             "", "| " + " | ".join(t for _, t, _ in _COLUMNS) + " |",
-             "|" + "---|" * len(_COLUMNS)]
-    for row in result["epochs"]:
-        lines.append("| " + " | ".join(_fmt(fmt, row.get(key))
-                                       for key, _, fmt in _COLUMNS) + " |")
-    confused = "; ".join(f"{a} taken for {b}: {n}" for a, b, n in
-                         final["most_confused"]) or "none"
-    lines += ["", f"Validation accuracy **{final['valid_accuracy']:.4f}**, "
-                  f"with test-time augmentation (mirror images, beta 0.25) "
-                  f"{final['valid_accuracy_tta']:.4f}; validation loss "
-                  f"{final['valid_loss']:.4f}.", "",
-              f"Most confused: {confused}.", "",
-              f"Model: `{os.path.basename(result['files']['model'])}` "
-              f"(class names inside; `kerasdl predict "
-              f"{result['files']['model']} PHOTOS...`).", ""]
-    for caption, name in PLOTS:
-        if name in result["files"]:
-            lines += [f"![{caption}]({name})", ""]
-    record, bad = json_ready(result)
-    if bad:
-        record["not_finite"] = bad
-    write_bytes(os.path.join(out, "report.md"),
-                "\n".join(lines).encode("utf-8"))
-    write_bytes(os.path.join(out, "report.json"), json.dumps(
-        record, indent=1, allow_nan=False).encode("utf-8"))
 
 
 def _rows(phases, seconds, metric):
@@ -302,32 +234,12 @@ def _timer(keras):
     return EpochTimer()
 
 
-def _plot_curves(rows, path):
-    from kerasdl import _plot
-
-    fig, axes = _plot.figure(1, 2, figsize=(10, 4))
-    epochs = [r["epoch"] for r in rows]
-    for ax, what in zip(axes[0], ("loss", "accuracy")):
-        ax.plot(epochs, [r[f"train_{what}"] for r in rows], marker="o",
-                label="training")
-        ax.plot(epochs, [r[f"valid_{what}"] for r in rows], marker="o",
-                label="validation")
-        ax.set(xlabel="epoch", ylabel=what)
-        ax.legend()
-    fig.tight_layout()
-    _plot.save(fig, path)
-
-
 def _say(quiet):
     def say(text):
         if not quiet:
             with commands.printing():
                 print(text, flush=True)
     return say
-
-
-def _fmt(fmt, value):
-    return "" if value is None else fmt.format(value)
 
 
 def _listing(names, limit=8):

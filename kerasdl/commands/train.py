@@ -86,7 +86,8 @@ def run(args):
     from kerasdl.cli import UsageError
 
     commands.check_flags(
-        integers={"--size": (args.size, MIN_SIZE), "--epochs": (args.epochs, 1),
+        integers={"--size": (args.size, MIN_SIZE),
+                  "--epochs": (args.epochs, 1),
                   "--batch-size": (args.batch_size, 1),
                   "--num-it": (args.num_it, min_num_it())},
         seeds={"--seed": args.seed})
