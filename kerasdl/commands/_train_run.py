@@ -26,14 +26,25 @@ def train(args, train_batches, valid, backbone, why, split):
     import keras
 
     from kerasdl.callbacks.lr_finder import lr_find
+    from kerasdl.cli import UsageError
     from kerasdl.train import fine_tune
     from kerasdl.train import fit_one_cycle
     from kerasdl.train import freeze
 
     quiet = args.json
     names = list(train_batches.class_names)
-    model, description, compile_model = build(
-        backbone, len(names), args.size, args.multi_label, args.seed)
+    try:
+        model, description, compile_model = build(
+            backbone, len(names), args.size, args.multi_label, args.seed)
+    except ValueError as e:
+        message = " ".join(str(e).split())
+        if " Offline?" not in message:
+            raise
+        reason = message.split(" Offline?")[0].rstrip(".")
+        raise UsageError(f"{reason}. Offline? Put the weights file in "
+                         f"~/.keras/models/, or pass --backbone scratch."
+                         ) from None
+    os.makedirs(args.out, exist_ok=True)
     pretrained = backbone != "scratch"
     say = _say(quiet)
     say(f"{train_batches.n_images} training and {valid.n_images} validation "

@@ -116,7 +116,6 @@ def run(args):
 
     start = time.time()
     keras.utils.set_random_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
     result = _train_run.train(args, train, valid, backbone, why, split)
     result["seconds"] = round(time.time() - start, 1)
     _train_run.finish(args, result, train, valid)
