@@ -159,3 +159,17 @@ def test_with_class_names_checks_and_replaces():
     functional = keras.Model(inp, keras.layers.Dense(2)(inp))
     wrapped = kerasdl.with_class_names(functional, ["no", "yes"])
     assert kerasdl.class_names(wrapped) == ["no", "yes"]
+
+
+def test_with_class_names_keeps_one_input_a_plain_tensor():
+    # A one-element list of inputs made Keras warn on every predict.
+    import warnings
+
+    inputs = keras.Input((3,), name="x")
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(
+        inputs))
+    named = kerasdl.with_class_names(model, ["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        named.predict(np.zeros((2, 3)), verbose=0)
+    assert kerasdl.class_names(named) == ["a", "b"]

@@ -120,4 +120,7 @@ def with_class_names(model, names):
         outputs = model.layers[-1].input
     else:
         outputs = model.outputs[0]
-    return keras.Model(model.inputs, layer(outputs), name=model.name)
+    # One input stays a bare tensor (not a one-element list), so that
+    # predicting on an array does not warn about the inputs' structure.
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, layer(outputs), name=model.name)
