@@ -227,18 +227,9 @@ def _augment_layer(augment, seed):
         _validate.choice(augment, "augment", tuple(PRESETS),
                          hint="Or pass a kerasdl RandomAffine.")
         return augmentation(augment, seed=seed)
-    import keras
+    from kerasdl.data.images import _check_augment
 
-    parts = augment.layers if isinstance(augment, keras.Sequential) else \
-        [augment]
-    for part in parts:
-        if not (hasattr(part, "transform") and hasattr(part, "n_uniforms")):
-            raise TypeError(
-                f"`augment` must be None, a preset name, or a kerasdl "
-                f"RandomAffine, ChannelShift or keras.Sequential of them "
-                f"(such as kerasdl.augmentation('light')). Received: "
-                f"{type(part).__name__}.")
-    return augment
+    return _check_augment(augment)
 
 
 class _Arrays:
