@@ -115,9 +115,10 @@ def read_state_dict(path):
 # ---------------------------------------------------------------- stand-ins
 
 
-class _Frozen:
-    """Shared stand-ins refuse changes, so that a file cannot alter them
-    (pickle's BUILD opcode sets attributes) for the files read after it."""
+class _Frozen(tuple):
+    """Shared stand-ins are tuples that refuse attribute changes, so that a
+    file cannot alter them (pickle's BUILD opcode sets attributes) for the
+    files read after it."""
 
     __slots__ = ()
 
@@ -132,11 +133,13 @@ class _StorageType(_Frozen):
     """What ``torch.FloatStorage`` and friends unpickle to (not callable,
     so a file cannot make a storage by calling it)."""
 
-    __slots__ = ("name", "dtype")
+    __slots__ = ()
 
-    def __init__(self, name, dtype):
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "dtype", np.dtype(dtype))
+    def __new__(cls, name, dtype):
+        return super().__new__(cls, (name, np.dtype(dtype)))
+
+    name = property(lambda self: self[0])
+    dtype = property(lambda self: self[1])
 
     def __repr__(self):
         return f"torch.{self.name}"
@@ -146,11 +149,13 @@ class _Callable(_Frozen):
     """A function the file may call, without a writable ``__dict__`` or
     ``__defaults__``."""
 
-    __slots__ = ("name", "func")
+    __slots__ = ()
 
-    def __init__(self, name, func):
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "func", func)
+    def __new__(cls, name, func):
+        return super().__new__(cls, (name, func))
+
+    name = property(lambda self: self[0])
+    func = property(lambda self: self[1])
 
     def __call__(self, *args):
         return self.func(*args)
