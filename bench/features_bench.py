@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 from kerasdl import _backend  # noqa: E402
-from kerasdl import _extract  # noqa: E402
+from kerasdl.features import _engine  # noqa: E402
 from kerasdl.features import precompute  # noqa: E402
 from kerasdl.models import conv_base  # noqa: E402
 from kerasdl.models import vgg16  # noqa: E402
@@ -64,7 +64,7 @@ def main():
     common = dict(policy=args.policy, size=size, batch=bs,
                   layer="block5_conv3")
 
-    step, _ = _extract.make_step(model, None, "bfloat16")
+    step, _ = _engine.make_step(model, None, "bfloat16")
     xd = _backend.to_device(host[:bs])
     sec = timed(lambda: step(xd), reps)
     emit(what="on_device", images_per_s=round(reps * bs / sec, 1), **common)
@@ -72,7 +72,7 @@ def main():
     # end to end: host uint8 -> device -> features (fp16) in host memory
     n_chunks = reps * 2
     sink_buf = np.empty((n_host, *model.output_shape[1:]), np.float16)
-    step16, _ = _extract.make_step(model, None, "float16")
+    step16, _ = _engine.make_step(model, None, "float16")
 
     def load(k):
         i = (k * bs) % n_host
@@ -83,9 +83,9 @@ def main():
         sink_buf[i:i + bs] = y
 
     for depth in (0, 2, 4):
-        _extract.run(step16, 2, load, sink, depth=depth)  # warm-up
+        _engine.run(step16, 2, load, sink, depth=depth)  # warm-up
         t = time.perf_counter()
-        _extract.run(step16, n_chunks, load, sink, depth=depth)
+        _engine.run(step16, n_chunks, load, sink, depth=depth)
         sec = time.perf_counter() - t
         emit(what="host_uint8_to_host_features", depth=depth,
              images_per_s=round(n_chunks * bs / sec, 1), **common)
@@ -108,11 +108,11 @@ def main():
              images_per_s=round(len(fs) / sec, 1),
              gb_written=round(fs.features.nbytes / 1e9, 2), **common)
         big = np.concatenate([host] * (1 if args.quick else 4))
-        from kerasdl.features import _Source
+        from kerasdl.features._source import Source as _Source
 
         t = time.perf_counter()
         _Source(big)
-        emit(what="data_fingerprint_blake2b", n=len(big),
+        emit(what="data_fingerprint", n=len(big),
              seconds=round(time.perf_counter() - t, 2))
         t = time.perf_counter()
         fs = precompute(model, big, os.path.join(tmp, "g"), layer=None,

@@ -80,9 +80,9 @@ _EXPORTS = {
     "augmentation": "kerasdl.data.augment",
     "scan_augmentation": "kerasdl.data.augment",
     "precompute": "kerasdl.features",
-    "load_features": "kerasdl.feature_reader",
-    "FeatureSet": "kerasdl.feature_reader",
-    "FeatureBatches": "kerasdl.feature_reader",
+    "load_features": "kerasdl.features",
+    "FeatureSet": "kerasdl.features",
+    "FeatureBatches": "kerasdl.features",
     # recommenders (lesson 4)
     "read_movielens": "kerasdl.data.ratings",
     "IdEncoder": "kerasdl.data.ratings",

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from kerasdl import _backend
-from kerasdl import feature_reader
-from kerasdl import features
 from kerasdl.data.augment import augmentation
-from kerasdl.feature_reader import FeatureBatches
+from kerasdl.features import FeatureBatches
+from kerasdl.features import compute
 from kerasdl.features import load_features
+from kerasdl.features import reader
+from kerasdl.features import store
 from kerasdl.features import precompute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,8 +45,8 @@ def _data(n=21, size=8, seed=0):
 
 
 def test_doctests():
-    assert doctest.testmod(features).failed == 0
-    assert doctest.testmod(feature_reader).failed == 0
+    for module in (compute, reader, store):
+        assert doctest.testmod(module).failed == 0
 
 
 def test_features_equal_the_model_output(tmp_path):
@@ -204,11 +205,11 @@ _CHILD = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {root!r})
     from tests.test_features import _model, _data
-    from kerasdl import _extract
+    from kerasdl.features import _engine
     from kerasdl.features import precompute
     slow = float(os.environ.get("SLOW", "0"))
     if slow:
-        sink_run = _extract.run
+        sink_run = _engine.run
         def run(step, n, load, sink, **kw):
             def slow_sink(k, y):
                 sink(k, y)
@@ -216,7 +217,7 @@ _CHILD = textwrap.dedent("""
                 print("chunk", k, flush=True)
             return sink_run(step, n, load, slow_sink, depth=0, threads=1,
                             progress=kw.get("progress"))
-        _extract.run = run
+        _engine.run = run
     if os.environ.get("FSIZE"):
         import resource, signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -97,8 +97,8 @@ def save_array(path, array, *, metadata=None):
     except BaseException as e:
         for tmp in (tmp_npy, tmp_json):
             if tmp is not None:
-                _remove(tmp)
-        raise _disk_error(e, npy) from None
+                remove_file(tmp)
+        raise disk_error(e, npy) from None
 
 
 def load_array(path, *, mmap=True, verify=True, remedy=None):
@@ -271,8 +271,8 @@ def write_json(path, obj):
         _files.sync_folder(path)
     except BaseException as e:
         if tmp is not None:
-            _remove(tmp)
-        raise _disk_error(e, path) from None
+            remove_file(tmp)
+        raise disk_error(e, path) from None
 
 
 def _dump_json(path, obj):
@@ -316,14 +316,17 @@ def _write_npy(f, array):
     return {"bytes": len(header) + data.size, "crc32": crc}
 
 
-def _remove(path):
+def remove_file(path):
+    """Removes ``path``; nothing happens when it does not exist."""
     try:
         os.remove(path)
     except FileNotFoundError:
         pass
 
 
-def _disk_error(e, path):
+def disk_error(e, path):
+    """The OSError to raise for ``e`` while writing ``path``: a full disk
+    (or size limit) says so and what to do; other errors unchanged."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG,
                                               errno.EDQUOT):
         return OSError(
