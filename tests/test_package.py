@@ -1,5 +1,6 @@
 """Package rules: public API documented, no backend imports outside
-kerasdl/_backend.py, import kerasdl is light."""
+kerasdl/_backend.py (and kerasdl/distribute/_jax_job.py), import kerasdl
+is light."""
 
 import ast
 import pathlib
@@ -23,8 +24,8 @@ def test_public_names_have_docstrings(name):
 def test_no_backend_imports_outside_backend_helper():
     offenders = []
     for path in PKG.rglob("*.py"):
-        if path == PKG / "_backend.py":
-            continue
+        if path in (PKG / "_backend.py", PKG / "distribute" / "_jax_job.py"):
+            continue  # the backend helpers (and the multi-process job's)
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

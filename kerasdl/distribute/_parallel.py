@@ -1,58 +1,10 @@
-"""Data-parallel training and feature computation on Keras' own engines.
-
-``data_parallel()`` sets up data parallelism over all local devices for
-the active backend: ``keras.distribution.DataParallel`` over a one-axis
-``DeviceMesh`` under JAX, ``tf.distribute.MirroredStrategy`` under
-TensorFlow (``MultiWorkerMirroredStrategy`` with ``multi_worker=True``).
-Build, compile and fit the model inside it::
-
-    import kerasdl
-
-    with kerasdl.data_parallel() as dp:
-        model = kerasdl.conv_bn((60, 80, 3), 10)
-        model.compile("adam", "sparse_categorical_crossentropy")
-        kerasdl.fit_one_cycle(model, (x, y), 3, 1e-3,
-                              batch_size=64 * dp.num_replicas)
-        feats = kerasdl.precompute(base, images, "feats/")
-
-What holds inside it:
-
-- ``batch_size`` is the global batch: each of the ``num_replicas``
-  devices computes ``batch_size / num_replicas`` rows of it, and the
-  gradients are summed over the devices before every update, so one epoch
-  gives the weights one device gives over the same batches (within float
-  rounding). Use batch sizes that are multiples of ``num_replicas``.
-- ``lr_find``, ``fit_one_cycle``, ``fit_sgdr``, ``ParamScheduler`` and
-  ``GradientRatioAnnealer`` work unchanged: the learning rate and
-  momentum are variables laid out like the model's, so every replica
-  steps with the same rate; the LR finder restores every replica's
-  weights; ``GradientSum`` sums the squared gradients after they are
-  summed over the replicas (the statistic one device would see); stop
-  decisions are taken on the host, once for all.
-- ``features.precompute`` splits every chunk of images over the devices
-  and writes one feature file, row for row the one a single device writes.
-- ``MixedBatches(..., replicas=dp.num_replicas)`` gives every replica's
-  share of a batch the same composition (with TensorFlow each replica
-  normalises its own rows, so this keeps pseudo-labels a quarter of every
-  replica's batch, not of only the last replica's);
-  ``pseudo_label_rounds`` does so by itself.
-- Under TensorFlow, ``BatchNormalization`` normalises each replica's rows
-  on their own unless built with ``synchronized=True``; under JAX the
-  statistics are over the whole batch, as on one device.
-
-Several processes (hosts), JAX: call ``initialize()`` first in every
-process (it wraps ``keras.distribution.initialize``: the coordinator's
-address, the process count and this process's id, or the environment
-variables Keras reads), then ``data_parallel()`` spans the devices of all
-processes; each process feeds its own part of every global batch. Under
-TensorFlow, set ``TF_CONFIG`` in every worker and pass
-``multi_worker=True``. The PyTorch backend has no such engine in Keras:
-``data_parallel`` refuses it with a clear error.
-"""
+"""Data parallelism over devices: ``data_parallel`` and ``DataParallel``
+(the package docstring, ``kerasdl.distribute``, says what holds inside it)."""
 
 import keras
 
 from kerasdl import _backend
+from kerasdl.distribute import _processes
 
 
 class DataParallel:
@@ -152,8 +104,13 @@ def data_parallel(devices=None, *, multi_worker=False):
         engine, names = _backend.multi_worker_strategy()
         return DataParallel(engine, names, backend)
     chosen = _choose(_backend.local_devices(), devices)
-    return DataParallel(_backend.data_parallel_engine(chosen), chosen,
-                        backend)
+    engine = _backend.data_parallel_engine(chosen)
+    if backend == "jax" and _processes.process_count() > 1:
+        # every process passes its own part of each global batch
+        # (``process_batches``); Keras would otherwise ask for a tf.data
+        # pipeline to cut
+        engine.auto_shard_dataset = False
+    return DataParallel(engine, chosen, backend)
 
 
 def _choose(found, devices):
@@ -175,25 +132,6 @@ def _choose(found, devices):
             f"not among the visible devices {found}. Pass names from that "
             f"list, an int, or None for all.")
     return chosen
-
-
-def initialize(job_addresses=None, num_processes=None, process_id=None):
-    """Joins this process to a multi-process (multi-host) JAX job.
-
-    Call it first in every process, before building anything; afterwards
-    ``data_parallel()`` spans the devices of all processes. Arguments are
-    those of ``keras.distribution.initialize`` (which also reads
-    ``KERAS_DISTRIBUTION_JOB_ADDRESSES``, ``..._NUM_PROCESSES`` and
-    ``..._PROCESS_ID``). Under TensorFlow use ``TF_CONFIG`` and
-    ``data_parallel(multi_worker=True)`` instead.
-    """
-    if _backend.name() != "jax":
-        raise ValueError(
-            f"kerasdl.distribute.initialize() starts a multi-process JAX "
-            f"job; the active backend is {_backend.name()!r}. Under "
-            f"TensorFlow set TF_CONFIG and call "
-            f"data_parallel(multi_worker=True).")
-    keras.distribution.initialize(job_addresses, num_processes, process_id)
 
 
 def active_replicas():
