@@ -34,6 +34,7 @@ MODULES = (
     "kerasdl.data.augment",
     "kerasdl.callbacks.schedules",
     "kerasdl.callbacks.annealing",
+    "kerasdl.optimizers",
 )
 
 _done = False
