@@ -155,13 +155,18 @@ def to_rgb(img, background=(255, 255, 255)):
     return img.convert("RGB")
 
 
-def decode(path, size, interpolation="bilinear"):
+def decode(path, size, interpolation="bilinear", *, draft=True):
     """Decodes ``path`` to a uint8 array of shape ``size + (3,)``.
 
     Args:
         path: str. The file.
         size: tuple ``(height, width)``.
         interpolation: str. Pillow resampling filter name.
+        draft: bool. Let libjpeg decode a JPEG at 1/2, 1/4 or 1/8 scale
+            (from the DCT coefficients) when the target is at most that
+            size: several times less work for large photos, and a result
+            within a few levels of the full decode. A target larger than
+            half the file gives the same pixels either way.
 
     Raises:
         ImageError: the file is missing, unreadable, not an image,
@@ -176,7 +181,8 @@ def decode(path, size, interpolation="bilinear"):
         with Image.open(path) as img:
             orientation = img.getexif().get(_ORIENTATION, 1)
             turned = orientation in (5, 6, 7, 8)
-            if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
+            if draft and img.format == "JPEG" and img.mode in (
+                    "RGB", "L", "CMYK"):
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the
                 # target is that much smaller: same result class, less work.
                 img.draft("RGB", (height, width) if turned else

@@ -208,20 +208,32 @@ def _stream(step, chunks, load, sink, depth, threads, device, count):
         raise failure[0]
 
 
-def device_steps(model, devices, make):
-    """One ``(device, step)`` per device for ``run``: a copy of ``model``
-    whose weights live on that device and the step ``make(copy)`` built
-    for it. Used under JAX with a distribution active, so that each
-    device computes whole chunks from its own stream instead of every
-    chunk being split over the devices."""
-    out = []
-    weights = model.get_weights()
+_COPIES = weakref.WeakKeyDictionary()
+
+
+def device_steps(model, devices, make, version):
+    """One ``(device, make(copy))`` per device for ``run``, where ``copy``
+    is a copy of ``model`` whose weights live on that device. Used under
+    JAX with a distribution active, so that each device computes whole
+    chunks from its own stream instead of every chunk being split over
+    the devices. The copies are kept for the next call while ``version``
+    (the weights' hash) is the same, so nothing compiles twice."""
+    copies = _COPIES.setdefault(model, {})
+    out, weights = [], None
     with _no_distribution():
         for device in devices:
+            key = (device, version)
+            if key not in copies:
+                if weights is None:
+                    weights = model.get_weights()
+                with keras.device(device):
+                    copy = keras.models.clone_model(model)
+                    copy.set_weights(weights)
+                for old in [k for k in copies if k[0] == device]:
+                    del copies[old]
+                copies[key] = copy
             with keras.device(device):
-                copy = keras.models.clone_model(model)
-                copy.set_weights(weights)
-                out.append((device, make(copy)))
+                out.append((device, make(copies[key])))
     return out
 
 

@@ -211,7 +211,8 @@ def _compute(base, source, path, manifest, augment, verbose):
         return step, n_uniforms
 
     if devices:
-        made = _engine.device_steps(base, devices, make)
+        made = _engine.device_steps(base, devices, make,
+                                     manifest["weights"])
         steps = [(d, s) for d, (s, _) in made]
         n_uniforms = made[0][1][1]
     else:

@@ -134,8 +134,8 @@ class Run:
         except OSError as e:
             shutil.rmtree(self.partial, ignore_errors=True)
             raise arrays.disk_error(e, path) from None
-        # the checksum streams with the rows when the file is written
-        # from its first chunk; a resumed file is read once at the end
+        # the checksum is taken as the rows are written when the file is
+        # written from its first chunk; a resumed file is read at the end
         crc = zlib.crc32(out.header) if self.start == 0 else None
         self.writer = ChunkWriter(out, self.partial, n_chunks, self.start,
                                   crc=crc, threads=writer_threads,
@@ -213,27 +213,26 @@ class ChunkWriter:
     """Writes chunks of rows into a ``RowFile`` off the caller's thread.
 
     ``write(k, row, values)`` queues chunk ``k`` (any order, from any
-    thread) and returns; ``threads`` threads ``pwrite`` the rows (the GIL
-    is released while the kernel copies), a thread folds them into the
-    file's CRC-32 in chunk order, and a thread saves the progress count
-    every ``sync_every`` seconds: the longest run of finished chunks from
-    the start, after ``fdatasync`` has put their rows on disk. At most
-    ``pending`` chunks are held; ``write`` waits beyond that, so a slow
-    disk slows the producer instead of filling memory.
+    thread) and returns; ``threads`` threads ``pwrite`` the rows and take
+    each chunk's CRC-32 (both release the GIL), which are combined in
+    file order at the end, so the file is never read back. A thread
+    saves the progress count every ``sync_every`` seconds: the longest
+    run of finished chunks from the start, after ``fdatasync`` has put
+    their rows on disk. At most ``pending`` chunks are held; ``write``
+    waits beyond that, so a slow disk slows the producer instead of
+    filling memory.
     """
 
     def __init__(self, out, partial, n_chunks, start, *, crc=None,
                  threads=2, pending=4, sync_every=0.5):
         self.out, self.partial, self.n_chunks = out, partial, n_chunks
-        self.crc, self.next_crc = crc, start
+        self.crc, self.start = crc, start
+        self.chunk_crcs = {}
         self.prefix, self.saved = start, start
         self.done = set()
-        self.crc_gone = False
         self.errors = []
         self.lock = threading.Lock()
         self.room = threading.BoundedSemaphore(pending)
-        self.crc_ready = {}
-        self.crc_cond = threading.Condition(self.lock)
         self.pool = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="kerasdl-write")
         self.stop = threading.Event()
@@ -241,12 +240,6 @@ class ChunkWriter:
                                        args=(sync_every,),
                                        name="kerasdl-sync", daemon=True)
         self.syncer.start()
-        self.crc_thread = None
-        if crc is not None:
-            self.crc_thread = threading.Thread(target=self._crc_loop,
-                                               name="kerasdl-crc",
-                                               daemon=True)
-            self.crc_thread.start()
         self.closed = False
 
     def write(self, k, row, values):
@@ -261,41 +254,21 @@ class ChunkWriter:
         try:
             values = np.ascontiguousarray(values, dtype=self.out.dtype)
             self.out.write_rows(row, values)
+            data = values.reshape(-1).view(np.uint8)
+            crc = None if self.crc is None else zlib.crc32(data)
         except BaseException as e:  # re-raised by write or close
             with self.lock:
                 self.errors.append(e)
-                self.crc_cond.notify_all()
             self.room.release()
             return
         with self.lock:
+            if crc is not None:
+                self.chunk_crcs[k] = (crc, data.size)
             self.done.add(k)
             while self.prefix in self.done:
                 self.done.discard(self.prefix)
                 self.prefix += 1
-            if self.crc_thread is None or self.crc_gone:
-                self.room.release()
-            else:
-                self.crc_ready[k] = values
-                self.crc_cond.notify_all()
-
-    def _crc_loop(self):
-        crc = self.crc
-        while True:
-            with self.lock:
-                while (self.next_crc not in self.crc_ready
-                       and self.next_crc < self.n_chunks
-                       and not self.errors and not self.stop.is_set()):
-                    self.crc_cond.wait()
-                values = self.crc_ready.pop(self.next_crc, None)
-                if values is None:
-                    self.crc, self.crc_gone = crc, True
-                    for _ in self.crc_ready:
-                        self.room.release()
-                    self.crc_ready.clear()
-                    return
-            crc = zlib.crc32(values.reshape(-1).view(np.uint8), crc)
-            self.next_crc += 1
-            self.room.release()
+        self.room.release()
 
     def _sync_loop(self, every):
         while not self.stop.wait(every):
@@ -321,11 +294,7 @@ class ChunkWriter:
     def _finish(self):
         self.pool.shutdown(wait=True)
         self.stop.set()
-        with self.lock:
-            self.crc_cond.notify_all()
         self.syncer.join()
-        if self.crc_thread is not None:
-            self.crc_thread.join()
 
     def close(self):
         """Waits for every write, syncs the file and saves the final
@@ -337,9 +306,13 @@ class ChunkWriter:
         self._raise()
         self.out.sync_and_close()
         self.closed = True
-        if self.crc_thread is None or self.next_crc != self.n_chunks:
+        if self.crc is None or self.start != 0 or \
+                len(self.chunk_crcs) != self.n_chunks:
             return None
-        return self.crc
+        crc = self.crc
+        for k in range(self.n_chunks):
+            crc = crc32_combine(crc, *self.chunk_crcs[k])
+        return crc
 
     def abort(self):
         """After a failure: waits for the queued writes, saves the count
@@ -349,6 +322,51 @@ class ChunkWriter:
             self._sync()
             self.out.close()
             self.closed = True
+
+
+def crc32_combine(crc1, crc2, len2):
+    """The CRC-32 of ``a + b`` from ``crc32(a)``, ``crc32(b)`` and
+    ``len(b)`` (zlib's crc32_combine: ``crc1`` advanced over ``len2`` zero
+    bytes by a 32x32 matrix over GF(2), built once per length)."""
+    return _gf2_times(_zeros_operator(len2), crc1) ^ crc2
+
+
+_OPERATORS = {}
+
+
+def _gf2_times(matrix, vector):
+    out, i = 0, 0
+    while vector:
+        if vector & 1:
+            out ^= matrix[i]
+        vector >>= 1
+        i += 1
+    return out
+
+
+def _gf2_compose(a, b):
+    """The operator ``a`` applied after ``b``."""
+    return [_gf2_times(a, column) for column in b]
+
+
+def _zeros_operator(length):
+    if length not in _OPERATORS:
+        # one zero bit: the reflected CRC-32 polynomial, then shifts
+        power = [0xEDB88320] + [1 << n for n in range(31)]
+        for _ in range(3):  # 2, 4, 8 zero bits: one zero byte
+            power = _gf2_compose(power, power)
+        total = [1 << n for n in range(32)]  # identity
+        n = length
+        while n:
+            if n & 1:
+                total = _gf2_compose(power, total)
+            n >>= 1
+            if n:
+                power = _gf2_compose(power, power)
+        if len(_OPERATORS) > 16:
+            _OPERATORS.clear()
+        _OPERATORS[length] = total
+    return _OPERATORS[length]
 
 
 class RowFile:
