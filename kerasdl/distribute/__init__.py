@@ -62,23 +62,33 @@ pass ``multi_worker=True``. The PyTorch backend has no such engine in
 Keras: ``data_parallel`` refuses it with a clear error.
 """
 
-from kerasdl.distribute._launch import LaunchError
-from kerasdl.distribute._launch import launch
-from kerasdl.distribute._parallel import DataParallel
-from kerasdl.distribute._parallel import active_replicas
-from kerasdl.distribute._parallel import data_parallel
-from kerasdl.distribute._parallel import simulate_cpu_devices
-from kerasdl.distribute._processes import barrier
-from kerasdl.distribute._processes import gather
-from kerasdl.distribute._processes import initialize
-from kerasdl.distribute._processes import is_writer
-from kerasdl.distribute._processes import process_batches
-from kerasdl.distribute._processes import process_count
-from kerasdl.distribute._processes import process_index
+import importlib
 
-__all__ = [
-    "DataParallel", "LaunchError", "active_replicas", "barrier",
-    "data_parallel", "gather", "initialize", "is_writer", "launch",
-    "process_batches", "process_count", "process_index",
-    "simulate_cpu_devices",
-]
+# names are imported on first use, so ``python -m kerasdl.distribute`` (the
+# launcher) starts without importing Keras
+_EXPORTS = {
+    "DataParallel": "_parallel", "active_replicas": "_parallel",
+    "data_parallel": "_parallel", "simulate_cpu_devices": "_parallel",
+    "LaunchError": "_launch", "launch": "_launch",
+    "barrier": "_processes", "gather": "_processes",
+    "initialize": "_processes", "is_writer": "_processes",
+    "process_batches": "_processes", "process_count": "_processes",
+    "process_index": "_processes",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(
+            f"module 'kerasdl.distribute' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"kerasdl.distribute.{module}"),
+                    name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -8,22 +8,21 @@ import numpy as np
 _BARRIERS = {"count": 0}
 
 
-def initialize(coordinator, num_processes, process_id, timeout):
+def join(coordinator, num_processes, process_id, timeout):
     """``jax.distributed.initialize`` with a connection deadline a little
-    past ``timeout`` (the caller's watchdog reports first), then the
-    process-wide random seed Keras sets up in its own ``initialize``."""
+    past ``timeout`` (the caller's watchdog reports first)."""
     import jax
 
     jax.distributed.initialize(
         coordinator_address=coordinator, num_processes=num_processes,
         process_id=process_id,
         initialization_timeout=int(timeout) + 60)
-    _same_random_seed()
 
 
-def _same_random_seed():
-    # What keras.distribution.initialize does after joining: one seed for
-    # every process, so replicated variables start equal everywhere.
+def same_random_seed():
+    """What ``keras.distribution.initialize`` does after joining: one seed
+    for every process (unless one was set), so replicated variables start
+    equal everywhere. A collective over every process's CPU device."""
     from keras.src.backend.jax import distribution_lib
 
     distribution_lib.initialize_rng()

@@ -82,12 +82,12 @@ def launch(n_processes, target, args=(), *, devices_per_process=None,
     """
     n = _validate.integer(n_processes, "n_processes", low=1)
     command = _command(target, args)
-    gpus = _visible_gpus()
+    base = dict(os.environ)
+    base.update({str(k): str(v) for k, v in (env or {}).items()})
+    gpus = _visible_gpus(base)
     per = _devices_per_process(n, devices_per_process, gpus)
     port = _free_port() if port is None else _validate.integer(
         port, "port", low=1, high=65535)
-    base = dict(os.environ)
-    base.update({str(k): str(v) for k, v in (env or {}).items()})
     base.setdefault("KERAS_BACKEND", "jax")
     base.setdefault("NCCL_NVLS_ENABLE", "0")
     base.update({
@@ -159,10 +159,10 @@ def _run_function(encoded):
     fn(*spec["args"])
 
 
-def _visible_gpus():
-    """GPU ids this process may hand out: CUDA_VISIBLE_DEVICES when set,
+def _visible_gpus(env):
+    """GPU ids the job may hand out: ``CUDA_VISIBLE_DEVICES`` when set,
     else those ``nvidia-smi -L`` lists, else none."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    listed = env.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [g.strip() for g in listed.split(",") if g.strip()
                 and g.strip() != "-1"]

@@ -6,7 +6,6 @@ import os
 import sys
 import threading
 
-import keras
 import numpy as np
 
 from kerasdl import _backend
@@ -86,6 +85,8 @@ def initialize(job_addresses=None, num_processes=None, process_id=None, *,
         timeout = float(os.environ.get("KERASDL_JOIN_TIMEOUT",
                                        DEFAULT_TIMEOUT))
     if address is None and num_processes is None and process_id is None:
+        import keras
+
         keras.distribution.initialize()
         return
     if not address or num_processes is None or process_id is None:
@@ -103,11 +104,12 @@ def initialize(job_addresses=None, num_processes=None, process_id=None, *,
     coordinator = address.split(",")[0].strip()
     watchdog = _watchdog(coordinator, num_processes, process_id, timeout)
     try:
-        _jax_job.initialize(coordinator, num_processes, process_id, timeout)
+        _jax_job.join(coordinator, num_processes, process_id, timeout)
         counts = _jax_job.device_counts(timeout)
     finally:
         watchdog.cancel()
     _check_devices(counts, devices_per_process, process_id)
+    _jax_job.same_random_seed()
 
 
 def _watchdog(coordinator, n, me, timeout):
