@@ -336,8 +336,9 @@ def plot(path, curves):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(12, 4.5))
-    for ax, (title, by_name) in zip(axes, curves.items()):
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.5),
+                             squeeze=False)
+    for ax, (title, by_name) in zip(axes[0], curves.items()):
         for name, curve in by_name.items():
             ax.plot(curve, label=name)
         ax.set(yscale="log", xlabel="step", ylabel="loss on all the data",
