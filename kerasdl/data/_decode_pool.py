@@ -171,13 +171,12 @@ class DecodePool:
                                "image" else RuntimeError(
                                    f"Decoding {paths[r]!r} failed: "
                                    f"{reason}"))
+        for failure in failures.values():
+            if isinstance(failure, RuntimeError):
+                raise failure
+        batch = images.copy()  # one copy out of the shared buffer
         for r in range(n):
-            if r in failures:
-                if isinstance(failures[r], RuntimeError):
-                    raise failures[r]
-                out[r] = failures[r]
-            else:
-                out[r] = images[r].copy()
+            out[r] = failures[r] if r in failures else batch[r]
         return out
 
     def close(self):

@@ -40,9 +40,10 @@ class ImageBatches(keras.utils.PyDataset):
     regression targets. Files are decoded and resized by Pillow in worker
     processes (``processes``; threads for small jobs), JPEG files at a
     reduced scale straight from their DCT coefficients when the target
-    is at most half their size (``PIL.Image.draft``). Grayscale, palette, CMYK, 16-bit and transparent images
-    become RGB (transparency composited over white), and the EXIF
-    orientation of phone photos is applied.
+    is at most half their size (``PIL.Image.draft``). Grayscale, palette,
+    CMYK, 16-bit and transparent images become RGB (transparency
+    composited over white), and the EXIF orientation of phone photos is
+    applied.
 
     The targets' ``task`` is given or read from the labels: integer class
     indices are ``"single_label"``, 2-D rows of 0 and 1 ``"multi_label"``,
@@ -420,7 +421,10 @@ class ImageBatches(keras.utils.PyDataset):
         self._procs_lock = threading.Lock()
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutting down)
+            pass
 
 
 def image_folder(directory, *, image_size=(224, 224), batch_size=32,
