@@ -5,7 +5,7 @@ r"""Training speed of dot_bias on ml-100k u1.base (80,000 ratings).
 
 Prints one JSON line per (loop, batch size): backend, device, loop
 (``fit``: model.fit; ``fit_spe``: model.fit with steps_per_execution;
-``device``: kerasdl._backend.fit_on_device, one compiled program per
+``device``: kerasdl.collab.on_device.fit_on_device, one compiled program per
 epoch), batch size, seconds per epoch (median of the timed epochs, after
 one warm-up epoch that pays for compilation), ratings per second, and the
 RMSE on u1.test after the warm-up plus timed epochs (AdamW, constant rate
@@ -26,6 +26,7 @@ def measure(loop, batch_size, args, train, test, users, items):
     import numpy as np
 
     from kerasdl import _backend
+    from kerasdl.collab.on_device import fit_on_device
     from kerasdl.models.collab import dot_bias
 
     x = {"user": users.encode(train["user"].to_numpy()),
@@ -41,7 +42,7 @@ def measure(loop, batch_size, args, train, test, users, items):
     for epoch in range(1 + args.epochs):
         start = time.perf_counter()
         if loop == "device":
-            _backend.fit_on_device(model, x, y, batch_size=batch_size,
+            fit_on_device(model, x, y, batch_size=batch_size,
                                    epochs=1, seed=epoch)
         else:
             model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
@@ -76,8 +77,8 @@ def main(argv=None):
                    help="rate at batch 1024, scaled by sqrt(batch/1024)")
     args = p.parse_args(argv)
 
-    from kerasdl.collab.splits import get_splits
-    from kerasdl.collab.train import make_encoders
+    from kerasdl.collab.folds import get_splits
+    from kerasdl.collab.recipes import make_encoders
     from kerasdl.data.ratings import read_movielens
 
     data = read_movielens(args.data)

@@ -46,7 +46,7 @@ def main(argv=None):
     p.add_argument("--splits", default="u1,u2,u3,u4,u5,random:0,random:1")
     args = p.parse_args(argv)
 
-    from kerasdl.collab import splits
+    from kerasdl.collab import folds as splits
     from kerasdl.data.ratings import read_movielens
 
     data = read_movielens(args.data)

@@ -26,7 +26,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from kerasdl.collab import train
+    from kerasdl.collab import recipes as train
     from kerasdl.data.ratings import read_movielens
 
     data = read_movielens(args.data)

@@ -25,7 +25,7 @@ def validation_splits(data):
     """``{"random": (train, valid), "ordered": (train, valid)}``."""
     import numpy as np
 
-    from kerasdl.collab import splits
+    from kerasdl.collab import folds as splits
 
     base = splits.get_splits(data, "u1")[0].train
     keep = np.random.default_rng(0).random(len(base)) < 0.9
@@ -44,7 +44,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from kerasdl.collab import train
+    from kerasdl.collab import recipes as train
     from kerasdl.data.ratings import read_movielens
 
     data = read_movielens(args.data)

@@ -31,7 +31,7 @@ import numpy as np
 
 import kerasdl
 from kerasdl import _backend
-from kerasdl.callbacks import lr_finder
+from kerasdl.training import lr_finder
 
 SHAPE = (60, 80, 3)
 
@@ -164,7 +164,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gather-limit", type=int, default=None,
                    help="bytes of sweep batches lr_find copies up front "
-                   "(kerasdl.callbacks.lr_finder.GATHER_LIMIT; 0: gather "
+                   "(kerasdl.training.lr_finder.GATHER_LIMIT; 0: gather "
                    "each batch as it is needed)")
     args = p.parse_args()
     if args.gather_limit is not None:

@@ -6,7 +6,6 @@ tests/test_features.py; data parallelism: tests/test_distribute.py).
 """
 
 import contextlib
-import weakref
 
 import keras
 import numpy as np
@@ -398,10 +397,21 @@ def to_host(y):
     return keras.ops.convert_to_numpy(y)
 
 
-_EPOCH_FUNCTIONS = weakref.WeakKeyDictionary()
+def epoch_program(model, n, batch_size):
+    """One epoch of ``model.train_step`` as one compiled JAX program.
 
+    Returns ``run(state, seed, epoch, x, y) -> (state, mean loss)``: the
+    rows are shuffled with a key made from ``seed`` and ``epoch``, every
+    full batch is trained under ``jax.lax.scan`` and the last partial
+    batch after it. ``state`` is the tuple of the model's trainable,
+    non-trainable, optimizer and metrics variable values.
 
-def _epoch_function(model, n, batch_size):
+    Raises:
+        ValueError: the backend is not JAX.
+    """
+    if name() != "jax":
+        raise ValueError(f"epoch_program needs the JAX backend; the active "
+                         f"backend is {name()!r}.")
     import jax
     import jax.numpy as jnp
 
@@ -427,57 +437,11 @@ def _epoch_function(model, n, batch_size):
             total = total + logs["loss"] * rem
         return state, total / n
 
-    return jax.jit(epoch)
+    jitted = jax.jit(epoch)
 
+    def run(state, seed, index, x, y):
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), index)
+        return jitted(state, key, x, y)
 
-def fit_on_device(model, x, y, *, batch_size, epochs, seed=0):
-    """Trains a compiled model with every epoch run as one device program.
-
-    On JAX the whole epoch (shuffle, then one ``train_step`` per batch
-    under ``jax.lax.scan``) is one compiled call, so tiny steps (an
-    embedding model at batch 64) cost no Python or dispatch time each; the
-    last partial batch is trained too. Other backends call ``model.fit``
-    (shuffled, silent).
-
-    Args:
-        model: a compiled ``keras.Model``.
-        x: dict or array of inputs (numpy), all of the same length.
-        y: numpy array of targets.
-        batch_size: int.
-        epochs: int.
-        seed: int. Seed of the shuffling (JAX).
-
-    Returns:
-        A list of the mean training loss of each epoch.
-    """
-    if name() != "jax":
-        history = model.fit(x, y, batch_size=batch_size, epochs=epochs,
-                            shuffle=True, verbose=0)
-        return [float(v) for v in history.history["loss"]]
-    import jax
-    import jax.numpy as jnp
-
-    n = len(y)
-    x = keras.tree.map_structure(jnp.asarray, x)
-    y = jnp.asarray(y)
-    first = keras.tree.map_structure(lambda a: a[:batch_size], x)
-    model._symbolic_build(data_batch=(first, y[:batch_size], None))
-    groups = (model.trainable_variables, model.non_trainable_variables,
-              model.optimizer.variables, model.metrics_variables)
-    state = tuple([v.value for v in g] for g in groups)
-
-    signature = (n, batch_size, tuple(keras.tree.flatten(
-        keras.tree.map_structure(lambda a: (a.shape, str(a.dtype)), x))))
-    cache = _EPOCH_FUNCTIONS.setdefault(model, {})
-    if signature not in cache:  # compiled once per model and data shape
-        cache[signature] = _epoch_function(model, n, batch_size)
-    epoch = cache[signature]
-    losses = []
-    for e in range(epochs):
-        key = jax.random.fold_in(jax.random.PRNGKey(seed), e)
-        state, loss = epoch(state, key, x, y)
-        losses.append(loss)
-    for group, values in zip(groups, state):
-        for variable, value in zip(group, values):
-            variable.assign(value)
-    return [float(v) for v in losses]
+    run.compiled = jitted
+    return run

@@ -32,8 +32,10 @@ MODULES = (
     "kerasdl.models.labels",
     "kerasdl.metrics",
     "kerasdl.data.augment",
-    "kerasdl.callbacks.schedules",
-    "kerasdl.callbacks.annealing",
+    "kerasdl.training.schedules",
+    "kerasdl.training.annealing",
+    "kerasdl.training.momentum",
+    "kerasdl.training._stepping",
     "kerasdl.optimizers",
 )
 

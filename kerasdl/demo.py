@@ -50,7 +50,7 @@ def train_recommender(seed=0, quick=False):
 
     from kerasdl.collab.evaluate import run_split
     from kerasdl.collab.sample import generate_ratings
-    from kerasdl.collab.train import Recipe
+    from kerasdl.collab.recipes import Recipe
     from kerasdl.data.ratings import MovieLens
     from kerasdl.models import param_counts
 
@@ -132,11 +132,11 @@ def find_learning_rate(seed=0, quick=False):
     """LR finder on linear_bn, then one-cycle training at its suggestion."""
     import keras
 
-    from kerasdl.callbacks.lr_finder import lr_find
+    from kerasdl.training.lr_finder import lr_find
     from kerasdl.data.datasets import load_fashion_sample
     from kerasdl.models import linear_bn
     from kerasdl.models import param_counts
-    from kerasdl.train import fit_one_cycle
+    from kerasdl.training.fit import fit_one_cycle
 
     (x, y), (xv, yv), _ = load_fashion_sample()
     x, xv = x.astype("float32"), xv.astype("float32")

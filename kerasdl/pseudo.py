@@ -6,7 +6,7 @@ import numpy as np
 
 from kerasdl import _backend
 from kerasdl import _validate
-from kerasdl.callbacks import _checks
+from kerasdl.training import _checks
 from kerasdl.data import mixed
 from kerasdl.data.mixed import MixedBatches
 

@@ -373,7 +373,7 @@ class Pipeline:
 
     def _fit_and_row(self, step, name, model, epochs, data=None,
                      valid=None):
-        from kerasdl.train import fit_one_cycle
+        from kerasdl.training.fit import fit_one_cycle
 
         data = data if data is not None else (self.x, self.y)
         valid = valid if valid is not None else (self.xv, self.yv)
@@ -501,7 +501,7 @@ def run_statefarm(data, out, *, size=(60, 80), val_drivers=5, seed=0,
         FileNotFoundError: ``data`` has no ``driver_imgs_list.csv``.
     """
     from kerasdl import interpret
-    from kerasdl.callbacks.lr_finder import lr_find
+    from kerasdl.training.lr_finder import lr_find
     from kerasdl.report import plot_curves
     from kerasdl.report import write_report
 

@@ -36,12 +36,12 @@ def main(argv=None):
                              "u1 for ml-100k")
     parser.add_argument("--recipes", default=",".join(STEPS),
                         help="comma-separated names from "
-                             "kerasdl.collab.train.RECIPES")
+                             "kerasdl.collab.recipes.RECIPES")
     parser.add_argument("--plot", default="movielens_factors.png")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from kerasdl.collab.train import RECIPES
+    from kerasdl.collab.recipes import RECIPES
 
     names = args.recipes.split(",")
     unknown = [n for n in names if n not in RECIPES]
@@ -51,7 +51,7 @@ def main(argv=None):
 
     from kerasdl.collab import analysis
     from kerasdl.collab.evaluate import run_split
-    from kerasdl.collab.splits import get_splits
+    from kerasdl.collab.folds import get_splits
     from kerasdl.data.datasets import fetch
     from kerasdl.data.ratings import read_movielens
     from kerasdl.models import param_counts

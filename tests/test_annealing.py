@@ -1,16 +1,14 @@
 """GradientSum accumulates sum(g ** 2) on the device; the annealer divides
 the rate when it grows past the threshold and logs each decision."""
 
-import doctest
 import math
 
 import keras
 import numpy as np
 import pytest
 
-from kerasdl.callbacks import annealing
-from kerasdl.callbacks.annealing import GradientRatioAnnealer
-from kerasdl.callbacks.annealing import GradientSum
+from kerasdl.training.annealing import GradientRatioAnnealer
+from kerasdl.training.annealing import GradientSum
 
 
 def _model(optimizer):
@@ -76,7 +74,3 @@ def test_gradient_sum_saves_and_loads(tmp_path):
     assert isinstance(loaded.optimizer, GradientSum)
     assert isinstance(loaded.optimizer.inner_optimizer,
                       keras.optimizers.Adam)
-
-
-def test_doctests():
-    assert doctest.testmod(annealing).failed == 0

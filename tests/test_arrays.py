@@ -1,7 +1,6 @@
 """kerasdl.data.arrays: .npy + JSON manifest, memory-mapped loads, no
 pickle, nothing complete-looking after a failed save."""
 
-import doctest
 import os
 import subprocess
 import sys
@@ -15,10 +14,6 @@ from kerasdl.data import arrays
 from kerasdl.data.arrays import load_array
 from kerasdl.data.arrays import read_manifest
 from kerasdl.data.arrays import save_array
-
-
-def test_doctests():
-    assert doctest.testmod(arrays).failed == 0
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "uint8", "int64",

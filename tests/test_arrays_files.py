@@ -2,17 +2,12 @@
 replaced file's), leaves nothing on failure and removes temporaries of
 dead writers; FolderLock admits one holder at a time."""
 
-import doctest
 import os
 import time
 
 import pytest
 
 from kerasdl import _files
-
-
-def test_doctests():
-    assert doctest.testmod(_files).failed == 0
 
 
 def _write(path, text):

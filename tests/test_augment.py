@@ -1,7 +1,6 @@
 """kerasdl.data.augment: the warp matches scipy's affine_transform, the
 layers keep a model compilable (XLA), presets, the level scan."""
 
-import doctest
 import math
 
 import keras
@@ -40,10 +39,6 @@ def _reference(img, u, layer, mode):
         img[..., k].astype("float64"), m_rc, offset=offset, order=1,
         mode=mode, cval=layer.fill_value) for k in range(img.shape[-1])],
         axis=-1)
-
-
-def test_doctests():
-    assert doctest.testmod(augment).failed == 0
 
 
 @pytest.mark.parametrize("fill_mode,scipy_mode", [

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from kerasdl.collab import analysis
-from kerasdl.collab import splits
-from kerasdl.collab import train
+from kerasdl.collab import folds as splits
+from kerasdl.collab import recipes as train
 from kerasdl.collab.evaluate import run_split
 from kerasdl.collab.evaluate import summarize
 from kerasdl.collab.learner import CollabModel
@@ -198,13 +198,18 @@ def test_weighted_ensemble_and_autorec_member(sample):
                     weights=[1.0])
 
 
-def test_on_device_training_path(sample):
+def test_on_device_training_path(sample, backend):
     fast = (dataclasses.replace(FAST[0], batch_size=128),)
-    from kerasdl.collab.train import fit_recipe
-    from kerasdl.collab.train import make_encoders
+    from kerasdl.collab.recipes import fit_recipe
+    from kerasdl.collab.recipes import make_encoders
 
     users, items = make_encoders(sample.ratings)
     train_part, test_part = splits.random_split(sample.ratings, 0)
+    if backend != "jax":
+        with pytest.raises(ValueError, match="needs KERAS_BACKEND=jax"):
+            fit_recipe(fast, train_part, users, items,
+                       rating_range=(1.0, 5.0), on_device=True)
+        return
     model = fit_recipe(fast, train_part, users, items,
                        rating_range=(1.0, 5.0), on_device=True)
     baseline = np.sqrt(np.mean((test_part["rating"] - model.mean) ** 2))

@@ -2,8 +2,6 @@
 on a synthetic low-rank matrix, the equivalent Keras model, determinism,
 input errors, and the chosen recipe on ml-100k u1."""
 
-import doctest
-
 import numpy as np
 import pytest
 
@@ -199,10 +197,6 @@ def test_predict_rejects_out_of_range_ids(model):
         model.predict([0, 1], [0])
 
 
-def test_doctests():
-    assert doctest.testmod(gibbs).failed == 0
-
-
 def test_ml100k_u1_chosen_recipe(shared_data):
     """The chosen recipe (k=10, per-user and per-item noise, burn-in 50,
     250 samples, seed 0) on u1: about 10 s on two shared CPU cores; RMSE
@@ -254,7 +248,7 @@ def test_cli_fit_gibbs_mistakes_one_line_exit_2(folder, capsys, args,
 def test_gibbs_recipe_member_is_the_sampled_model(folder):
     """``Recipe(model="gibbs")`` in an ensemble holds ``fit_gibbs``'s
     posterior-mean model for the member's seed, with its weight."""
-    from kerasdl.collab import train
+    from kerasdl.collab import recipes as train
     from kerasdl.data.ratings import read_movielens
 
     data = read_movielens(str(folder))
@@ -282,7 +276,7 @@ def test_gibbs_recipe_member_is_the_sampled_model(folder):
 
 
 def test_best_recipe_is_gibbs_and_autorec():
-    from kerasdl.collab import train
+    from kerasdl.collab import recipes as train
 
     members = train.recipe("best")
     assert [(r.model, r.seeds, r.weight) for r in members] == [

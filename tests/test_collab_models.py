@@ -20,7 +20,7 @@ def test_lesson_parameter_counts_on_ml_latest_small_sizes():
 
 
 def test_lesson_counts_from_the_real_data(shared_data):
-    from kerasdl.collab.train import make_encoders
+    from kerasdl.collab.recipes import make_encoders
     from kerasdl.data.ratings import read_movielens
 
     data = read_movielens(shared_data("ml-latest-small"))
@@ -130,7 +130,7 @@ def test_leave_one_out_hides_the_target():
 
 
 def test_fit_on_device_trains_every_row(backend):
-    from kerasdl import _backend
+    from kerasdl.collab.on_device import fit_on_device
 
     rng = np.random.default_rng(0)
     n = 203  # not a multiple of the batch: the last 11 rows are trained too
@@ -139,8 +139,13 @@ def test_fit_on_device_trains_every_row(backend):
     keras.utils.set_random_seed(0)
     model = dot_bias(6, 5, 3, l2=None)
     model.compile(keras.optimizers.Adam(0.1), "mse")
-    losses = _backend.fit_on_device(model, x, y, batch_size=32, epochs=20,
-                                    seed=1)
+    if backend != "jax":
+        with pytest.raises(ValueError, match="needs KERAS_BACKEND=jax"):
+            fit_on_device(model, x, y, batch_size=32, epochs=1)
+        assert int(keras.ops.convert_to_numpy(
+            model.optimizer.iterations)) == 0
+        return
+    losses = fit_on_device(model, x, y, batch_size=32, epochs=20, seed=1)
     assert len(losses) == 20 and losses[-1] < 0.1 * losses[0]
     # 6 full batches of 32 and one of 11 per epoch
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 140
@@ -149,27 +154,16 @@ def test_fit_on_device_trains_every_row(backend):
 
 
 def test_fit_on_device_reuses_its_compiled_epoch(backend):
-    from kerasdl import _backend
+    if backend != "jax":
+        pytest.skip("fit_on_device is JAX only (other backends raise)")
+    from kerasdl.collab import on_device
 
     x = _x(np.arange(40) % 4, np.arange(40) % 3)
     y = np.ones(40, "float32")
     model = dot_bias(4, 3, 2, l2=None)
     model.compile(keras.optimizers.Adam(0.01), "mse")
     for _ in range(3):
-        _backend.fit_on_device(model, x, y, batch_size=16, epochs=1)
-    if backend == "jax":
-        (epoch,) = _backend._EPOCH_FUNCTIONS[model].values()
-        assert epoch._cache_size() == 1  # traced once for three calls
+        on_device.fit_on_device(model, x, y, batch_size=16, epochs=1)
+    (epoch,) = on_device._EPOCH_FUNCTIONS[model].values()
+    assert epoch.compiled._cache_size() == 1  # traced once for three calls
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 9
-
-
-def test_docstring_examples_run():
-    import doctest
-    import importlib
-
-    for name in ("kerasdl.models.collab", "kerasdl.models.autorec",
-                 "kerasdl.data.ratings", "kerasdl.collab.splits",
-                 "kerasdl.collab.learner", "kerasdl.collab.sample",
-                 "kerasdl.collab.train", "kerasdl.collab.analysis"):
-        result = doctest.testmod(importlib.import_module(name))
-        assert result.failed == 0, name

@@ -2,7 +2,6 @@
 PyTorch checkpoint (checked against PyTorch's own logits), saving and
 errors. Tests that need the checkpoint skip when its package is absent."""
 
-import doctest
 import pathlib
 
 import keras
@@ -74,10 +73,6 @@ def lite0():
     model = efficientnet_lite0(weights="imagenet",
                                classifier_activation=None)
     return model, model.predict(reference_pixels(), verbose=0)
-
-
-def test_doctests():
-    assert doctest.testmod(efficientnet_lite).failed == 0
 
 
 def test_architecture_and_parameter_counts():

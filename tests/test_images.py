@@ -1,14 +1,12 @@
 """kerasdl.data.images: folder and file-list sources, conversion to RGB,
 seeded shuffling and the raise / skip policies for bad files."""
 
-import doctest
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from kerasdl.data import images
 from kerasdl.data.images import ImageError
 from kerasdl.data.images import image_files
 from kerasdl.data.images import image_folder
@@ -31,10 +29,6 @@ def folder(tmp_path):
     for i in range(2):
         _save(tmp_path / "b" / f"{i}.jpg", (0, 200, 0))
     return tmp_path
-
-
-def test_doctests():
-    assert doctest.testmod(images).failed == 0
 
 
 def test_folder_classes_labels_and_uint8(folder):

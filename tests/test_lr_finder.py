@@ -1,18 +1,17 @@
 """lr_find: exact restoration, every kind of data, no retrace per step,
 steps_per_execution, NaN handling, suggestions and the plot."""
 
-import doctest
 import math
 
 import keras
 import numpy as np
 import pytest
 
-from kerasdl.callbacks import _suggest
-from kerasdl.callbacks import lr_finder
-from kerasdl.callbacks.lr_finder import LRFinder
-from kerasdl.callbacks.lr_finder import LRFindResult
-from kerasdl.callbacks.lr_finder import lr_find
+from kerasdl.training import _suggest
+from kerasdl.training import lr_finder
+from kerasdl.training.lr_finder import LRFinder
+from kerasdl.training.lr_finder import LRFindResult
+from kerasdl.training.lr_finder import lr_find
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(96, 6).astype("float32")
@@ -256,10 +255,6 @@ def test_result_plot_and_save(tmp_path):
     assert math.isfinite(result.valley)
 
 
-def test_doctests():
-    assert doctest.testmod(lr_finder).failed == 0
-
-
 def test_cli_on_bundled_sample_and_image_folder(tmp_path, capsys):
     import json
 
@@ -291,7 +286,7 @@ def test_cli_on_bundled_sample_and_image_folder(tmp_path, capsys):
 
 
 def test_groups_keep_their_ratio_during_the_sweep():
-    from kerasdl.train import discriminative_optimizer
+    from kerasdl.training.groups import discriminative_optimizer
 
     model = _model()
     model.compile(discriminative_optimizer(model, slice(1e-4, 1e-2),

@@ -2,14 +2,11 @@
 process's backend, against the numpy accuracy_multi; the threshold
 sweep."""
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
 
 import kerasdl
-from kerasdl import metrics
 
 
 def _multi_label_data(n=37, seed=0):
@@ -23,10 +20,6 @@ def _multi_label_data(n=37, seed=0):
 def _model(activation="sigmoid"):
     return keras.Sequential([keras.Input((6,)),
                              keras.layers.Dense(4, activation=activation)])
-
-
-def test_doctests():
-    assert doctest.testmod(metrics).failed == 0
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7])

@@ -51,19 +51,3 @@ def test_import_kerasdl_imports_no_framework():
 def test_unknown_attribute():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         kerasdl.nope  # noqa: B018
-
-
-def test_doctests():
-    import doctest
-    import importlib
-
-    modules = ["kerasdl.models.baselines", "kerasdl.models.summary",
-               "kerasdl.models.surgery", "kerasdl.models.vgg",
-               "kerasdl.data.datasets", "kerasdl.precision",
-               "kerasdl.data.mixed", "kerasdl.pseudo", "kerasdl.submission",
-               "kerasdl.interpret", "kerasdl._files",
-               "kerasdl.data.layouts", "kerasdl.models.labels",
-               "kerasdl._validate"]
-    for name in modules:
-        result = doctest.testmod(importlib.import_module(name))
-        assert result.failed == 0, name

@@ -5,7 +5,6 @@ augmentation inside ImageBatches, and learnt by conv_bn(y_range=(-1, 1)).
 The data set is made here: a bright disc at a random place on a dark
 noisy image, its centre the point."""
 
-import doctest
 import os
 
 import keras
@@ -15,7 +14,6 @@ import pytest
 from PIL import Image
 
 import kerasdl
-from kerasdl.data import points as points_module
 from kerasdl.data.augment import RandomAffine
 from kerasdl.data.images import ImageBatches
 from kerasdl.data.points import scale_points
@@ -55,10 +53,6 @@ def _centroid(img):
     jj, ii = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     return np.array([2 * (a * jj).sum() / a.sum() / w - 1,
                      2 * (a * ii).sum() / a.sum() / h - 1])
-
-
-def test_doctests():
-    assert doctest.testmod(points_module).failed == 0
 
 
 def test_scaling_is_over_the_edges():

@@ -1,7 +1,6 @@
 """kerasdl.predict_files: files read as the loaders read them, one row per
 file with the model's class names, by task; bad input refused."""
 
-import doctest
 import importlib
 import os
 
@@ -46,12 +45,6 @@ def photos(tmp_path):
     Image.fromarray(side).save(tmp_path / "turned.jpg", exif=exif,
                                quality=95)
     return tmp_path
-
-
-def test_doctests():
-    assert doctest.testmod(PREDICT).failed == 0
-    assert doctest.testmod(importlib.import_module(
-        "kerasdl._model_output")).failed == 0
 
 
 def test_single_label_rows_match_the_model_on_decoded_files(photos):

@@ -386,11 +386,3 @@ def test_interpretation_regression_and_errors():
         kerasdl.Interpretation([0, 1], [[0.5, 0.5]] * 2).plot_top_losses(1)
     with pytest.raises(ValueError, match="images only"):
         kerasdl.interpret(_model(), (np.zeros((2, 2)), None))
-
-
-def test_interpretation_doctests():
-    import doctest
-
-    from kerasdl import interpretation
-
-    assert doctest.testmod(interpretation).failed == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerasdl.collab import splits
+from kerasdl.collab import folds as splits
 from kerasdl.data import datasets
 from kerasdl.data.ratings import IdEncoder
 from kerasdl.data.ratings import detect_format

@@ -195,13 +195,3 @@ def test_real_titles_not_mojibake(shared_data):
     assert len(k100.titles) == 1_682 and k100.merged == 0
     assert k100.ratings["user"].nunique() == 943
     assert (k100.ratings["timestamp"] > 0).all()
-
-
-def test_doctests():
-    import doctest
-
-    from kerasdl.data import _ratings_parse
-    from kerasdl.data import ratings
-
-    assert doctest.testmod(ratings).failed == 0
-    assert doctest.testmod(_ratings_parse).failed == 0

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerasdl.collab import splits
+from kerasdl.collab import folds as splits
 from kerasdl.collab.evaluate import run_split
 from kerasdl.collab.evaluate import summarize
 from kerasdl.collab.learner import CollabModel

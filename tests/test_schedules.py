@@ -2,7 +2,6 @@
 CosineRestarts callbacks really change the rate and momentum used by the
 optimizer, without retracing per step."""
 
-import doctest
 import math
 import warnings
 
@@ -10,13 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from kerasdl.callbacks import schedules
-from kerasdl.callbacks.scheduler import CosineRestarts
-from kerasdl.callbacks.scheduler import OneCycle
-from kerasdl.callbacks.scheduler import spread_lr
-from kerasdl.callbacks.schedules import CosineRestartsSchedule
-from kerasdl.callbacks.schedules import OneCycleSchedule
-from kerasdl.train import fit_one_cycle
+from kerasdl.training import schedules
+from kerasdl.training.param_scheduler import CosineRestarts
+from kerasdl.training.param_scheduler import OneCycle
+from kerasdl.training.param_scheduler import spread_lr
+from kerasdl.training.schedules import CosineRestartsSchedule
+from kerasdl.training.schedules import OneCycleSchedule
+from kerasdl.training.fit import fit_one_cycle
 
 
 def test_one_cycle_start_peak_end_by_hand():
@@ -238,8 +237,8 @@ def test_repeated_one_cycle_compiles_once_and_plain_fit_is_untouched(
 
 
 def test_sweep_then_one_cycle_then_sgdr_each_use_their_own_rates(backend):
-    from kerasdl.callbacks.lr_finder import lr_find
-    from kerasdl.train import fit_sgdr
+    from kerasdl.training.lr_finder import lr_find
+    from kerasdl.training.fit import fit_sgdr
 
     x, y = np.ones((16, 1), "float32"), np.zeros(16, "float32")
     model = _constant_grad_model(keras.optimizers.SGD(1.0))
@@ -349,10 +348,3 @@ def test_cosine_restarts_callback_rates():
     expected = [schedules.cosine_restarts(i / 4, 0.1) for i in range(12)]
     np.testing.assert_allclose(used, expected, rtol=1e-4, atol=1e-8)
     assert len(h.history["learning_rate"]) == 3
-
-
-def test_doctests():
-    from kerasdl.callbacks import scheduler
-
-    for module in (schedules, scheduler):
-        assert doctest.testmod(module).failed == 0

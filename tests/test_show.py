@@ -1,7 +1,6 @@
 """show_batch and show_results on generated image folders (single-label,
 multi-label, regression points and values) and on the real dogscats."""
 
-import doctest
 import os
 
 import keras
@@ -12,7 +11,6 @@ from PIL import Image
 
 import kerasdl
 from kerasdl import _targets
-from kerasdl import show
 
 
 def _img(path, color, size=(40, 36)):
@@ -46,10 +44,6 @@ def _png_axes(path):
     with Image.open(path) as im:
         im.load()
         return im.format, im.size
-
-
-def test_doctests():
-    assert doctest.testmod(show).failed == 0
 
 
 def test_show_batch_image_batches(gray_folder, tmp_path):

@@ -1,7 +1,6 @@
 """kerasdl.data.splits: group_split keeps each group on one side;
 make_sample builds complete sample folders."""
 
-import doctest
 import os
 
 import numpy as np
@@ -18,10 +17,6 @@ def _table(n_groups=6, per=5):
     rows = [(f"p{g:03d}", f"c{i % 3}", f"img_{g}_{i}.jpg")
             for g in range(n_groups) for i in range(per + g)]
     return pd.DataFrame(rows, columns=["subject", "classname", "img"])
-
-
-def test_doctests():
-    assert doctest.testmod(splits).failed == 0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

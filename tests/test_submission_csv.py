@@ -173,12 +173,3 @@ def test_read_records_keep_line_numbers():
     assert lines.tolist() == [1, 3] and rows == [["1", "2"], [" 3", '"4']]
     with pytest.raises(ValueError, match="line 1"):
         _csv.read_records('"a"b,c\n')
-
-
-def test_doctests():
-    import doctest
-
-    from kerasdl import submission
-
-    assert doctest.testmod(_csv).failed == 0
-    assert doctest.testmod(submission).failed == 0

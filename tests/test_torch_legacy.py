@@ -6,7 +6,6 @@ checkpoint is read when its package is installed.
 """
 
 import collections
-import doctest
 import io
 import os
 import pickle
@@ -16,7 +15,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from kerasdl.models import torch_legacy
 from kerasdl.models.torch_legacy import LEGACY_MAGIC
 from kerasdl.models.torch_legacy import read_state_dict
 
@@ -209,10 +207,6 @@ def check_equal(got, expected):
 
 
 # ------------------------------------------------------------ hand-made
-
-
-def test_doctests():
-    assert doctest.testmod(torch_legacy).failed == 0
 
 
 def test_reads_dtypes_and_layouts(tmp_path, sample):

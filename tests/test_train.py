@@ -1,21 +1,20 @@
 """freeze/unfreeze, discriminative rates, fit_one_cycle inputs, fit_sgdr
 and fine_tune, checked numerically with SGD and known gradients."""
 
-import doctest
 import warnings
 
 import keras
 import numpy as np
 import pytest
 
-from kerasdl import train
-from kerasdl.callbacks import schedules
-from kerasdl.train import discriminative_optimizer
-from kerasdl.train import fine_tune
-from kerasdl.train import fit_one_cycle
-from kerasdl.train import fit_sgdr
-from kerasdl.train import freeze
-from kerasdl.train import unfreeze
+from kerasdl.training import groups as train
+from kerasdl.training import schedules
+from kerasdl.training.groups import discriminative_optimizer
+from kerasdl.training.fit import fine_tune
+from kerasdl.training.fit import fit_one_cycle
+from kerasdl.training.fit import fit_sgdr
+from kerasdl.training.groups import freeze
+from kerasdl.training.groups import unfreeze
 
 
 def _branches(n=3):
@@ -393,5 +392,20 @@ def test_fine_tune_refuses_a_rate_schedule_before_training():
     assert all(layer.trainable for layer in model.layers)
 
 
-def test_doctests():
-    assert doctest.testmod(train).failed == 0
+def test_discriminative_rates_on_an_older_keras_raise_one_clear_error():
+    from kerasdl.training import _rates
+
+    with pytest.raises(_rates.KerasVersionError,
+                       match=r"arrived in Keras 3\.15\.0; this is Keras "
+                             r"3\.7\.0\. Upgrade"):
+        _rates.keras_feature("MultiOptimizer", version="3.7.0")
+    assert issubclass(_rates.KerasVersionError, RuntimeError)
+    installed = _rates._version_tuple(keras.__version__)
+    if installed >= (3, 15, 0):
+        assert _rates.keras_feature("MultiOptimizer") is \
+            keras.optimizers.MultiOptimizer
+    else:
+        with pytest.raises(_rates.KerasVersionError, match="3.15.0"):
+            discriminative_optimizer(
+                keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]),
+                1e-3, keras.optimizers.SGD())

@@ -1,7 +1,6 @@
 """kerasdl.tta: the mix (1 - beta) * clean + beta * mean(views), exact
 against model.predict, deterministic views, and refused input."""
 
-import doctest
 import importlib
 import os
 
@@ -37,10 +36,6 @@ def _pooled_model(shape=(8, 8, 3)):
 def _images(n=10, shape=(8, 8, 3), seed=0):
     return np.random.default_rng(seed).integers(
         0, 256, (n, *shape)).astype(np.uint8)
-
-
-def test_doctests():
-    assert doctest.testmod(TTA).failed == 0
 
 
 def test_beta_zero_is_model_predict_exactly():

@@ -8,21 +8,21 @@ import keras
 import numpy as np
 import pytest
 
-from kerasdl.callbacks import _checks
-from kerasdl.callbacks import schedules
-from kerasdl.callbacks.annealing import GradientRatioAnnealer
-from kerasdl.callbacks.lr_finder import LRFinder
-from kerasdl.callbacks.lr_finder import lr_find
-from kerasdl.callbacks.scheduler import CosineRestarts
-from kerasdl.callbacks.scheduler import OneCycle
-from kerasdl.callbacks.scheduler import ParamScheduler
-from kerasdl.callbacks.scheduler import spread_lr
-from kerasdl.train import discriminative_optimizer
-from kerasdl.train import fine_tune
-from kerasdl.train import fit_one_cycle
-from kerasdl.train import fit_sgdr
-from kerasdl.train import freeze
-from kerasdl.train import layer_groups
+from kerasdl.training import _checks
+from kerasdl.training import schedules
+from kerasdl.training.annealing import GradientRatioAnnealer
+from kerasdl.training.lr_finder import LRFinder
+from kerasdl.training.lr_finder import lr_find
+from kerasdl.training.param_scheduler import CosineRestarts
+from kerasdl.training.param_scheduler import OneCycle
+from kerasdl.training.param_scheduler import ParamScheduler
+from kerasdl.training.param_scheduler import spread_lr
+from kerasdl.training.groups import discriminative_optimizer
+from kerasdl.training.fit import fine_tune
+from kerasdl.training.fit import fit_one_cycle
+from kerasdl.training.fit import fit_sgdr
+from kerasdl.training.groups import freeze
+from kerasdl.training.groups import layer_groups
 
 NAN, INF = float("nan"), float("inf")
 RNG = np.random.RandomState(0)

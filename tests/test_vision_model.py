@@ -2,19 +2,15 @@
 the output; its body/head split as freeze, layer_groups and fine_tune see
 it, before and after a safe_mode reload."""
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
 
-from kerasdl import _layer_tree
-from kerasdl.models import vision
 from kerasdl.models.vision import vision_model
-from kerasdl.train import body_and_head
-from kerasdl.train import fine_tune
-from kerasdl.train import freeze
-from kerasdl.train import layer_groups
+from kerasdl.training.fit import fine_tune
+from kerasdl.training.groups import body_and_head
+from kerasdl.training.groups import freeze
+from kerasdl.training.groups import layer_groups
 
 X = np.random.RandomState(0).rand(8, 12, 12, 3).astype("float32")
 
@@ -223,8 +219,3 @@ def test_fine_tune_freezes_the_backbone_then_spreads_rates():
     rates = [float(_np(o.learning_rate)) for o in model.optimizer.optimizers]
     np.testing.assert_allclose(rates, [1e-4, 1e-3, 1e-2], rtol=1e-5)
     assert len(first.history["loss"]) == len(second.history["loss"]) == 1
-
-
-def test_doctests():
-    assert doctest.testmod(vision).failed == 0
-    assert doctest.testmod(_layer_tree).failed == 0

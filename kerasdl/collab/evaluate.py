@@ -7,8 +7,8 @@ import time
 import numpy as np
 
 from kerasdl import _validate
-from kerasdl.collab import splits as _splits
-from kerasdl.collab import train as _train
+from kerasdl.collab import folds as _splits
+from kerasdl.collab import recipes as _train
 
 
 def run_split(data, split, recipe="dot_bias", *, epochs=None, seed=0,
@@ -28,7 +28,7 @@ def run_split(data, split, recipe="dot_bias", *, epochs=None, seed=0,
 
     Args:
         data: a ``kerasdl.data.ratings.MovieLens`` record.
-        split: str. A split name (``kerasdl.collab.splits``).
+        split: str. A split name (``kerasdl.collab.folds``).
         recipe: str or tuple of ``Recipe``. A name in ``RECIPES`` or the
             recipes themselves.
         epochs: int or None. Overrides every member's epochs.

@@ -25,11 +25,11 @@ def train(args, train_batches, valid, backbone, why, split):
     trained model under ``"_model"``)."""
     import keras
 
-    from kerasdl.callbacks.lr_finder import lr_find
+    from kerasdl.training.lr_finder import lr_find
     from kerasdl.cli import UsageError
-    from kerasdl.train import fine_tune
-    from kerasdl.train import fit_one_cycle
-    from kerasdl.train import freeze
+    from kerasdl.training.fit import fine_tune
+    from kerasdl.training.fit import fit_one_cycle
+    from kerasdl.training.groups import freeze
 
     quiet = args.json
     names = list(train_batches.class_names)

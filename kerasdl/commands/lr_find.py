@@ -100,7 +100,7 @@ def run(args):
         builder, _, _ = registry.lookup(args.name)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    from kerasdl.callbacks._suggest import min_num_it
+    from kerasdl.training._suggest import min_num_it
     from kerasdl.commands import output_path
     from kerasdl.commands import seed
 
@@ -121,7 +121,7 @@ def run(args):
 
     import keras
 
-    from kerasdl.callbacks.lr_finder import lr_find
+    from kerasdl.training.lr_finder import lr_find
 
     keras.utils.set_random_seed(args.seed)
     model = builder(tuple(shape), n_classes)

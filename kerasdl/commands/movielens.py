@@ -78,7 +78,7 @@ def _check_split(data, split):
     """Reads the split's parts; refuses one with no training or test
     ratings (its RMSE would not be a number)."""
     from kerasdl.cli import UsageError
-    from kerasdl.collab.splits import get_splits
+    from kerasdl.collab.folds import get_splits
 
     for part in get_splits(data, split):
         for side, frame in (("training", part.train), ("test", part.test)):
@@ -147,7 +147,7 @@ def _print_row(row, data, args):
 
 def _analysis(model, rows, data, args):
     from kerasdl.collab import analysis
-    from kerasdl.collab.splits import get_splits
+    from kerasdl.collab.folds import get_splits
 
     train = get_splits(data, rows[-1]["split"])[0].train
     has_bias = any(layer.name == "item_bias"

@@ -82,7 +82,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from kerasdl.callbacks._suggest import min_num_it
+    from kerasdl.training._suggest import min_num_it
     from kerasdl.cli import UsageError
 
     commands.check_flags(

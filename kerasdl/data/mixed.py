@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from kerasdl import _validate
-from kerasdl.callbacks import _checks
+from kerasdl.training import _checks
 
 # Rows of class probabilities may sum to 1 within this.
 PROB_TOL = 1e-3

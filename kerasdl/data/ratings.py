@@ -190,7 +190,7 @@ def read_fold(path, k, *, on_bad="raise", duplicates="raise"):
         if not os.path.isfile(file):
             raise FileNotFoundError(
                 f"{file!r} not found. ml-100k.zip ships u1..u5; "
-                f"kerasdl.collab.splits.make_folds regenerates them from "
+                f"kerasdl.collab.folds.make_folds regenerates them from "
                 f"u.data.")
         frame, n, _ = _ratings_parse.read_ratings(
             file, "ml-100k", FORMATS["ml-100k"][2], on_bad, duplicates)

@@ -3,7 +3,7 @@
 
 Its errors differ from those of the factor models (it sees an item through
 all of its ratings at once), which is what makes it useful in an ensemble
-with ``dot_bias`` (kerasdl.collab.train's ``best`` recipe).
+with ``dot_bias`` (kerasdl.collab.recipes's ``best`` recipe).
 """
 
 import keras

@@ -5,7 +5,7 @@ body is the backbone, nested as ONE layer (named like the backbone), and
 whose head is pooling, then fastai's head, then the output activation.
 
 The split between body and head survives saving: every head layer's name
-starts with ``"head_"``. ``kerasdl.train.body_and_head(model)`` returns
+starts with ``"head_"``. ``kerasdl.training.groups.body_and_head(model)`` returns
 ``([backbone], [head layers])``, and ``freeze``, ``layer_groups``,
 ``discriminative_optimizer`` and ``fine_tune`` split the model there, on
 a model just built or one loaded with
@@ -132,7 +132,7 @@ def vision_model(backbone, n_classes, *, head="dense_bn", p=0.5,
     the output. ``fine_tune(model, ...)`` then trains the head with the
     backbone frozen, and everything with discriminative rates (two groups
     of the backbone, then the head). See the module's docstring for the
-    layer names and ``kerasdl.train.body_and_head`` for the split.
+    layer names and ``kerasdl.training.groups.body_and_head`` for the split.
 
     Example:
 

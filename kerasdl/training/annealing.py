@@ -17,7 +17,7 @@ from keras import ops
 
 from kerasdl import _backend
 from kerasdl import _validate
-from kerasdl.callbacks import _hyper
+from kerasdl.training import _rates as _hyper
 
 
 @keras.saving.register_keras_serializable(package="kerasdl")

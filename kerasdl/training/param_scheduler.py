@@ -1,7 +1,7 @@
 """Callbacks that set the learning rate (and momentum) at every step.
 
 The values are computed on the device inside the train step (see
-``_ondevice``), so a schedule costs no host round trip per step, stays
+``_stepping``), so a schedule costs no host round trip per step, stays
 exact with any ``steps_per_execution``, and repeated fits compile once.
 The rates used are logged as ``learning_rate`` (and ``momentum``) in the
 epoch logs, so ``History`` keeps them, and every step's values are kept
@@ -13,10 +13,10 @@ import numpy as np
 from keras import ops
 
 from kerasdl import _validate
-from kerasdl.callbacks import _checks
-from kerasdl.callbacks import _hyper
-from kerasdl.callbacks import _ondevice
-from kerasdl.callbacks import schedules
+from kerasdl.training import _checks
+from kerasdl.training import _rates as _hyper
+from kerasdl.training import _stepping
+from kerasdl.training import schedules
 
 
 def spread_lr(lr, n_groups):
@@ -85,7 +85,7 @@ def group_rates(lr, optimizer, name="lr_max"):
     return current
 
 
-class _FunctionRule(_ondevice.Rule):
+class _FunctionRule(_stepping.Rule):
     """Python functions of progress, traced with tensors."""
 
     def __init__(self, lr_fn, mom_fn):
@@ -93,21 +93,19 @@ class _FunctionRule(_ondevice.Rule):
         self.key = ("functions", lr_fn, mom_fn)
         self.cycles_momentum = mom_fn is not None
 
-    @staticmethod
-    def _pct(step, total):
-        return ops.minimum(step / total, 1.0)
+    def lr(self, step, total, top, p, xp):
+        return self.lr_fn(xp.minimum(step / total, 1.0), top)
 
-    def lr(self, step, total, top, p):
-        return self.lr_fn(self._pct(step, total), top)
-
-    def momentum(self, step, total, p):
-        return self.mom_fn(self._pct(step, total))
+    def momentum(self, step, total, p, xp):
+        return self.mom_fn(xp.minimum(step / total, 1.0))
 
     def host_lr(self, step, total, top):
-        return float(np.asarray(self.lr_fn(min(step / total, 1.0), top)))
+        return float(ops.convert_to_numpy(
+            self.lr_fn(min(step / total, 1.0), top)))
 
     def host_momentum(self, step, total):
-        return float(np.asarray(self.mom_fn(min(step / total, 1.0))))
+        return float(ops.convert_to_numpy(
+            self.mom_fn(min(step / total, 1.0))))
 
     def check(self, who):
         pct, top = ops.convert_to_tensor(0.5), ops.convert_to_tensor(0.1)
@@ -207,10 +205,10 @@ class ParamScheduler(keras.callbacks.Callback):
         self._tops = group_rates(self.lr_max, model.optimizer)
         self._check_tops(self._tops)
         rule = self._rule()
-        moms = _ondevice.momentum_attributes(model.optimizer, name) \
+        moms = _stepping.momentum_attributes(model.optimizer, name) \
             if rule.cycles_momentum else None
         self.uninstall()
-        self._control = _ondevice.StepControl(model, rule, moms)
+        self._control = _stepping.StepControl(model, rule, moms)
         self._control.install(self._tops, self._total)
         self.lrs, self.moms = [], []
 
@@ -221,7 +219,7 @@ class ParamScheduler(keras.callbacks.Callback):
         self.model  # noqa: B018 (on JAX: sync the state first)
         opt = control.opts[-1]
         logs["learning_rate"] = float(np.asarray(
-            opt._learning_rate.numpy()))
+            control.live_optimizers()[-1].learning_rate.numpy()))
         if control.momentum.get(id(opt)):
             last = max(control.steps_done() - 1, 0)
             logs["momentum"] = control.rule.host_momentum(last, self._total)
@@ -295,30 +293,19 @@ class OneCycle(ParamScheduler):
                              self.cycle_moms)
 
 
-class _OneCycleRule(_ondevice.Rule):
+class _OneCycleRule(_stepping.Rule):
     def __init__(self, div, div_final, pct_start, moms):
         self.cycles_momentum = moms is not None
         self.key = ("one_cycle", self.cycles_momentum)
-        self.div, self.div_final, self.pct_start = div, div_final, pct_start
-        self.moms = moms
         self.params = (div, div_final, pct_start, *(moms or (0, 0, 0)))
 
-    def lr(self, step, total, top, p):
-        return schedules.one_cycle_ops(ops.minimum(step / total, 1.0), top,
-                                       p[0], p[1], p[2])
+    def lr(self, step, total, top, p, xp):
+        return schedules.one_cycle_curve(xp.minimum(step / total, 1.0), top,
+                                         p[0], p[1], p[2], xp)
 
-    def momentum(self, step, total, p):
-        return schedules.one_cycle_momentum_ops(
-            ops.minimum(step / total, 1.0), (p[3], p[4], p[5]), p[2])
-
-    def host_lr(self, step, total, top):
-        return schedules.one_cycle(min(step / total, 1.0), top, div=self.div,
-                                   div_final=self.div_final,
-                                   pct_start=self.pct_start)
-
-    def host_momentum(self, step, total):
-        return schedules.one_cycle_momentum(
-            min(step / total, 1.0), self.moms, pct_start=self.pct_start)
+    def momentum(self, step, total, p, xp):
+        return schedules.one_cycle_momentum_curve(
+            xp.minimum(step / total, 1.0), (p[3], p[4], p[5]), p[2], xp)
 
 
 class CosineRestarts(ParamScheduler):
@@ -382,18 +369,12 @@ class CosineRestarts(ParamScheduler):
         super().on_train_begin(logs)
 
 
-class _CosineRule(_ondevice.Rule):
+class _CosineRule(_stepping.Rule):
     def __init__(self, epoch_steps, cycle_len, cycle_mult, lr_min):
         self.key = ("cosine_restarts", float(cycle_mult))
-        self.epoch_steps, self.cycle_len = epoch_steps, cycle_len
-        self.cycle_mult, self.lr_min = cycle_mult, lr_min
+        self.cycle_mult = cycle_mult
         self.params = (cycle_len * epoch_steps, lr_min)
 
-    def lr(self, step, total, top, p):
-        return schedules.cosine_restarts_ops(step, p[0], self.cycle_mult,
-                                             top, p[1])
-
-    def host_lr(self, step, total, top):
-        return schedules.cosine_restarts(
-            step / self.epoch_steps, top, cycle_len=self.cycle_len,
-            cycle_mult=self.cycle_mult, lr_min=self.lr_min)
+    def lr(self, step, total, top, p, xp):
+        return schedules.cosine_restarts_curve(step, p[0], self.cycle_mult,
+                                               top, p[1], xp)

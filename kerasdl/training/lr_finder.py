@@ -2,7 +2,7 @@
 
 The sweep runs inside one ``model.fit``. The rate grows exponentially
 from ``start_lr`` to ``end_lr`` over ``num_it`` steps; it is computed on
-the device inside the train step (see ``_ondevice``) and the losses are
+the device inside the train step (see ``_stepping``) and the losses are
 read back in a worker thread where the backend allows it, so the sweep
 costs about as much as the same number of training steps, and repeated
 sweeps compile once. Weights, optimizer variables (the step counter
@@ -19,26 +19,25 @@ import numpy as np
 from kerasdl import _backend
 from kerasdl import _files
 from kerasdl import _validate
-from kerasdl.callbacks import _checks
-from kerasdl.callbacks import _hyper
-from kerasdl.callbacks import _ondevice
-from kerasdl.callbacks import _suggest
-from kerasdl.callbacks._data import fit_inputs
+from kerasdl.training import _checks
+from kerasdl.training import _rates as _hyper
+from kerasdl.training import _stepping
+from kerasdl.training import _suggest
+from kerasdl.training import schedules
+from kerasdl.training._data import fit_inputs
 
 
-class _SweepRule(_ondevice.Rule):
+class _SweepRule(_stepping.Rule):
+    """``start * (end / start) ** (step / num_it)``: ``exp_growth`` from
+    the group's first rate."""
+
     key = "lr_sweep"
 
     def __init__(self, start_lr, end_lr, num_it):
-        self.growth = math.log(end_lr / start_lr)
-        self.num_it = num_it
-        self.params = (self.growth, num_it)
+        self.params = (math.log(end_lr / start_lr), num_it)
 
-    def lr(self, step, total, top, p):
-        return top * keras.ops.exp(p[0] * step / p[1])
-
-    def host_lr(self, step, total, top):
-        return top * math.exp(self.growth * step / self.num_it)
+    def lr(self, step, total, top, p, xp):
+        return schedules.exp_growth(top, p[0], step / p[1], xp)
 
 
 def _check_range(start_lr, end_lr):
@@ -58,7 +57,10 @@ class LRFinder(keras.callbacks.Callback):
 
     At step ``i`` the rate is ``start_lr * (end_lr / start_lr) **
     (i / num_it)``; the loss of each batch alone is recorded, with a
-    debiased moving average (``beta``). The sweep stops after ``num_it``
+    debiased moving average (``beta``). Keras logs the running mean of
+    the epoch's losses; the batch's own loss is recovered from two
+    successive means (exact when the batches of an epoch have one size; a
+    shorter last batch of an epoch is weighed as a full one). The sweep stops after ``num_it``
     steps, when the smoothed loss exceeds 4x the best (``stop_div``), or
     at the first NaN/inf loss; then the model and optimizer are restored.
     With a ``MultiOptimizer`` every group keeps its ratio to the last one.
@@ -129,10 +131,10 @@ class LRFinder(keras.callbacks.Callback):
         self.lrs, self.losses, self.smoothed = [], [], []
         self._pending, self._next, self._epoch_base = {}, 0, 0
         self._avg, self._best = 0.0, math.inf
+        self._last_mean = math.nan
         self.stop_reason = None
         self._rule = _SweepRule(self.start_lr, self.end_lr, self.num_it)
-        self._control = _ondevice.StepControl(model, self._rule,
-                                              batch_loss=True)
+        self._control = _stepping.StepControl(model, self._rule)
         self._control.install([self.start_lr * r for r in ratios],
                               self.num_it)
 
@@ -140,15 +142,19 @@ class LRFinder(keras.callbacks.Callback):
         self._epoch_base = epoch * (self.params.get("steps") or 0)
 
     def on_train_batch_end(self, batch, logs=None):
-        # May run in a worker thread, out of order: keep each loss under
-        # its step and consume them in order.
-        loss = float((logs or {}).get("loss", math.nan))
+        # May run in a worker thread, out of order: keep each running
+        # mean under its step and consume them in order.
+        mean = float((logs or {}).get("loss", math.nan))
         with self._lock:
-            self._pending[self._epoch_base + batch] = loss
+            self._pending[self._epoch_base + batch] = (batch, mean)
             while self._next in self._pending and self.stop_reason is None:
-                self._record(self._pending.pop(self._next))
+                self._record(*self._pending.pop(self._next))
 
-    def _record(self, loss):
+    def _record(self, batch, mean):
+        # Mean of batches 0..b times b + 1, less the same for 0..b-1.
+        loss = mean if batch == 0 else \
+            (batch + 1) * mean - batch * self._last_mean
+        self._last_mean = mean
         i = self._next
         self._next += 1
         if not math.isfinite(loss):

@@ -1,6 +1,6 @@
 """Turning ``data`` / ``x=, y=`` arguments into ``model.fit`` arguments."""
 
-from kerasdl.callbacks import _checks
+from kerasdl.training import _checks
 
 KEYS = ("x", "y", "sample_weight")
 

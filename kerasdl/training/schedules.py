@@ -1,19 +1,23 @@
-"""Learning-rate and momentum schedules as pure functions of progress.
+"""Learning-rate and momentum schedules: one family of formulas.
 
 ``pct`` is the fraction of training done before the step, ``step /
-total_steps``, as in fastai: the first step sees ``pct == 0``. The same
-formulas also exist as serialisable ``keras`` ``LearningRateSchedule``
-classes, computed on the device from the optimizer's step counter (they
-stay exact with any ``steps_per_execution``).
+total_steps``, as in fastai: the first step sees ``pct == 0``. Every
+curve (``cos_curve``, ``exp_curve``, ``combine`` and the one-cycle and
+SGDR curves built from them) is written once and takes the array
+namespace as ``xp``: ``numpy`` for the host-side records and plots,
+``keras.ops`` inside the compiled step (the callbacks and the
+``LearningRateSchedule`` classes below). The public functions
+(``one_cycle`` ...) check their arguments and return floats.
 """
 
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from kerasdl import _validate
-from kerasdl.callbacks import _checks
+from kerasdl.training import _checks
 
 
 MAX_EPOCHS = 1e6  # more than any run; guards against cycle_mult blow-ups
@@ -45,7 +49,7 @@ def sched_cos(start, end, pct):
     start = _validate.number(start, "start")
     end = _validate.number(end, "end")
     pct = _validate.fraction(pct, "pct", closed=True)
-    return start + (1 + math.cos(math.pi * (1 - pct))) * (end - start) / 2
+    return float(cos_curve(start, end, pct))
 
 
 def _check_pct_start(pct_start):
@@ -102,10 +106,7 @@ def one_cycle(pct, lr_max, *, div=25.0, div_final=1e5, pct_start=0.25):
     pct = _validate.fraction(pct, "pct", closed=True)
     lr_max, div, div_final, pct_start = _check_one_cycle(
         lr_max, div, div_final, pct_start)
-    if pct < pct_start:
-        return sched_cos(lr_max / div, lr_max, pct / pct_start)
-    return sched_cos(lr_max, lr_max / div_final,
-                     (pct - pct_start) / (1 - pct_start))
+    return float(one_cycle_curve(pct, lr_max, div, div_final, pct_start))
 
 
 def one_cycle_momentum(pct, moms=(0.95, 0.85, 0.95), *, pct_start=0.25):
@@ -139,9 +140,7 @@ def one_cycle_momentum(pct, moms=(0.95, 0.85, 0.95), *, pct_start=0.25):
     if moms is None:
         raise TypeError("`moms` must be 3 numbers (start, middle, end). "
                         "Received: moms=None.")
-    if pct < pct_start:
-        return sched_cos(moms[0], moms[1], pct / pct_start)
-    return sched_cos(moms[1], moms[2], (pct - pct_start) / (1 - pct_start))
+    return float(one_cycle_momentum_curve(pct, moms, pct_start))
 
 
 def sgdr_epochs(n_cycles, cycle_len=1, cycle_mult=2):
@@ -218,23 +217,8 @@ def cosine_restarts(epoch, lr_max, *, cycle_len=1, cycle_mult=2,
     lr_max = _validate.positive(lr_max, "lr_max", hint="Try 1e-3.")
     cycle_len, cycle_mult = _check_cycles(cycle_len, cycle_mult)
     _check_lr_min(lr_min, lr_max)
-    t = epoch / cycle_len
-    start, length = _cycle_of(t, cycle_mult)
-    return sched_cos(lr_max, lr_min, min((t - start) / length, 1.0))
-
-
-def _cycle_of(t, m):
-    """Start and length of the cycle holding ``t`` (both in units of the
-    first cycle), in closed form: no loop over the cycles."""
-    def begin(k):
-        return float(k) if m == 1 else (m ** k - 1) / (m - 1)
-
-    i = math.floor(t if m == 1 else math.log1p(t * (m - 1)) / math.log(m))
-    while begin(i + 1) <= t:  # rounding at the cycle boundaries
-        i += 1
-    while i > 0 and begin(i) > t:
-        i -= 1
-    return begin(i), float(m) ** i
+    return float(cosine_restarts_curve(epoch, cycle_len, cycle_mult, lr_max,
+                                       lr_min))
 
 
 def _check_lr_min(lr_min, lr_max):
@@ -249,45 +233,71 @@ def _check_lr_min(lr_min, lr_max):
     return lr_min
 
 
-def _ops_cos(start, end, pct):
-    # (1 + cos(pi (1 - p))) / 2 == sin(pi p / 2) ** 2, without the float32
-    # cancellation of 1 + cos near p = 0.
-    return start + ops.square(ops.sin(math.pi / 2 * pct)) * (end - start)
+def cos_curve(start, end, pct, xp=np):
+    """``sched_cos`` for any array namespace: ``xp`` is ``numpy`` (host
+    records, plots) or ``keras.ops`` (inside the compiled step).
+
+    ``start + (1 - cos(pi p)) / 2 * (end - start)``.
+    """
+    return start + (1 - xp.cos(math.pi * pct)) / 2 * (end - start)
 
 
-def one_cycle_ops(pct, lr_max, div, div_final, pct_start):
-    """``one_cycle`` in ``keras.ops``: any argument may be a tensor."""
-    warm = _ops_cos(lr_max / div, lr_max, pct / pct_start)
-    down = _ops_cos(lr_max, lr_max / div_final,
-                    (pct - pct_start) / (1 - pct_start))
-    return ops.where(pct < pct_start, warm, down)
+def exp_curve(start, end, pct, xp=np):
+    """Exponential interpolation: ``start * (end / start) ** pct``."""
+    return exp_growth(start, xp.log(end / start), pct, xp)
 
 
-def one_cycle_momentum_ops(pct, moms, pct_start):
-    """``one_cycle_momentum`` in ``keras.ops`` (``moms``: 3 values)."""
-    down = _ops_cos(moms[0], moms[1], pct / pct_start)
-    up = _ops_cos(moms[1], moms[2], (pct - pct_start) / (1 - pct_start))
-    return ops.where(pct < pct_start, down, up)
+def exp_growth(start, log_ratio, pct, xp=np):
+    """``exp_curve`` given ``log(end / start)`` (precomputed in float64
+    for the device, where float32 would round the ratio first)."""
+    return start * xp.exp(log_ratio * pct)
 
 
-def cosine_restarts_ops(step, cycle_steps, cycle_mult, lr_max, lr_min):
-    """``cosine_restarts`` in ``keras.ops`` at ``step``; the first cycle
-    lasts ``cycle_steps`` (a tensor or number) and ``cycle_mult`` is a
-    Python number. Exact at the cycle boundaries."""
-    t = ops.cast(step, "float32") / cycle_steps
+def combine(pct, pct_start, first, second, xp=np):
+    """fastai's ``combine_scheds`` for two phases: ``first`` over
+    ``[0, pct_start)`` and ``second`` over ``[pct_start, 1]``, each called
+    with its own progress in ``[0, 1]``."""
+    return xp.where(pct < pct_start, first(pct / pct_start),
+                    second((pct - pct_start) / (1 - pct_start)))
+
+
+def one_cycle_curve(pct, lr_max, div, div_final, pct_start, xp=np):
+    """The one-cycle rate (no argument checks); see ``one_cycle``."""
+    return combine(
+        pct, pct_start,
+        lambda p: cos_curve(lr_max / div, lr_max, p, xp),
+        lambda p: cos_curve(lr_max, lr_max / div_final, p, xp), xp)
+
+
+def one_cycle_momentum_curve(pct, moms, pct_start, xp=np):
+    """The one-cycle momentum (no argument checks); ``moms``: 3 values."""
+    return combine(pct, pct_start,
+                   lambda p: cos_curve(moms[0], moms[1], p, xp),
+                   lambda p: cos_curve(moms[1], moms[2], p, xp), xp)
+
+
+def cosine_restarts_curve(step, cycle_steps, cycle_mult, lr_max, lr_min,
+                          xp=np):
+    """SGDR at ``step`` (no argument checks); the first cycle lasts
+    ``cycle_steps`` and each next one ``cycle_mult`` (a Python number)
+    times longer. The cycle is found in closed form and corrected at the
+    boundaries, so restarts are exact."""
+    t = xp.cast(step, "float32") / cycle_steps if xp is not np \
+        else np.asarray(step, "float64") / cycle_steps
     m = float(cycle_mult)
     if m == 1:
-        i = ops.floor(t)
+        i = xp.floor(t)
     else:
-        i = ops.floor(ops.log(1 + t * (m - 1)) / math.log(m))
-    # Guard against rounding at the cycle boundaries.
-    i = ops.maximum(i, 0.0)
-    starts = (lambda k: k) if m == 1 else (
-        lambda k: (ops.power(m, k) - 1) / (m - 1))
-    i = ops.where(starts(i + 1) <= t, i + 1, i)
-    i = ops.where(starts(i) > t, i - 1, i)
-    length = ops.power(m, i)
-    return _ops_cos(lr_max, lr_min, (t - starts(i)) / length)
+        i = xp.floor(xp.log(1 + t * (m - 1)) / math.log(m))
+    i = xp.maximum(i, 0.0)
+
+    def begin(k):
+        return k if m == 1 else (xp.power(m, k) - 1) / (m - 1)
+
+    i = xp.where(begin(i + 1) <= t, i + 1, i)
+    i = xp.where(begin(i) > t, i - 1, i)
+    pct = xp.minimum((t - begin(i)) / xp.power(m, i), 1.0)
+    return cos_curve(lr_max, lr_min, pct, xp)
 
 
 @keras.saving.register_keras_serializable(package="kerasdl")
@@ -328,8 +338,8 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         pct = ops.minimum(ops.cast(step, "float32") / self.total_steps, 1.0)
-        return one_cycle_ops(pct, self.lr_max, self.div, self.div_final,
-                             self.pct_start)
+        return one_cycle_curve(pct, self.lr_max, self.div, self.div_final,
+                               self.pct_start, ops)
 
     def get_config(self):
         return {"lr_max": self.lr_max, "total_steps": self.total_steps,
@@ -365,8 +375,8 @@ class CosineRestartsSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.lr_min = _check_lr_min(lr_min, self.lr_max)
 
     def __call__(self, step):
-        return cosine_restarts_ops(step, self.cycle_steps, self.cycle_mult,
-                                   self.lr_max, self.lr_min)
+        return cosine_restarts_curve(step, self.cycle_steps, self.cycle_mult,
+                                     self.lr_max, self.lr_min, ops)
 
     def get_config(self):
         return {"lr_max": self.lr_max, "cycle_steps": self.cycle_steps,

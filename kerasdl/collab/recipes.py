@@ -9,7 +9,7 @@ training DataFrame and returns a ``CollabModel``.
 Recipes with ``one_cycle=True`` follow fastai's rate curve (from ``lr / 25``
 up to ``lr`` over the first quarter of the steps, then down to
 ``lr / 1e5``) as a ``OneCycleSchedule`` inside the compiled step; with
-``cycle_momentum=True`` they train through ``kerasdl.train.fit_one_cycle``
+``cycle_momentum=True`` they train through ``kerasdl.fit_one_cycle``
 instead, which also cycles Adam's beta_1 (0.95-0.85-0.95) from a callback
 (not possible with ``steps_per_execution > 1`` or ``on_device``). On the
 u1.base validation split, cycling momentum scored worse for the seed
@@ -51,7 +51,7 @@ class Recipe:
         batch_size: int.
         one_cycle: bool. One-cycle learning rate (else a constant rate).
         cycle_momentum: bool. With ``one_cycle``, train through
-            ``kerasdl.train.fit_one_cycle`` (beta_1 cycled 0.95-0.85-0.95
+            ``kerasdl.fit_one_cycle`` (beta_1 cycled 0.95-0.85-0.95
             by a callback); otherwise the rate alone follows
             ``OneCycleSchedule`` inside the compiled step (beta_1 0.9).
         hidden: tuple of int. Hidden units of ``nn``.
@@ -206,7 +206,8 @@ def fit_recipe(recipes, train, users, items, *, rating_range, titles=None,
         seed: int. First seed.
         steps_per_execution: int. Steps per compiled call (faster on GPU).
         on_device: bool. Run each epoch as one device program
-            (``kerasdl._backend.fit_on_device``; JAX), for speed.
+            (``kerasdl.collab.on_device.fit_on_device``), for speed; JAX
+            only (other backends raise).
         verbose: int. Passed to ``fit``.
 
     Returns:
@@ -258,7 +259,7 @@ def _sample_gibbs(r, x, y, users, items, rating_range, seed):
 def _optimizer(r, steps, scheduled=True):
     import keras
 
-    from kerasdl.callbacks.schedules import OneCycleSchedule
+    from kerasdl.training.schedules import OneCycleSchedule
 
     lr = OneCycleSchedule(r.lr, steps) if (r.one_cycle and scheduled) \
         else r.lr
@@ -275,12 +276,12 @@ def _fit_pairs(model, r, x, y, steps_per_execution, on_device, seed,
     model.compile(optimizer=_optimizer(r, steps, scheduled=callback_free),
                   loss="mse", steps_per_execution=steps_per_execution)
     if on_device:
-        from kerasdl import _backend
+        from kerasdl.collab.on_device import fit_on_device
 
-        _backend.fit_on_device(model, x, y, batch_size=r.batch_size,
-                               epochs=r.epochs, seed=seed)
+        fit_on_device(model, x, y, batch_size=r.batch_size, epochs=r.epochs,
+                      seed=seed)
     elif r.one_cycle and not callback_free:
-        from kerasdl.train import fit_one_cycle
+        from kerasdl.training.fit import fit_one_cycle
 
         fit_one_cycle(model, x=x, y=y, epochs=r.epochs, lr_max=r.lr,
                       batch_size=r.batch_size, verbose=verbose)
