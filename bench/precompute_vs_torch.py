@@ -5,6 +5,7 @@ disk. One JSON line per measurement.
 
     KERAS_BACKEND=jax python bench/precompute_vs_torch.py \
         [--files 10000] [--array 8192] [--workers 16] [--devices 1,2] \
+        [--processes auto] \
         [--what disk,decode,array,jpeg,torch] [--work /tmp/pvt] \
         [--statefarm DIR] [--smoke]
 
@@ -110,11 +111,12 @@ def disk_speed(work, nbytes):
          gb_per_s_page_cache=round(out[False], 2), folder=work)
 
 
-def decode_limit(folder, size, seconds, batch):
+def decode_limit(folder, size, seconds, batch, processes, file_size):
     from kerasdl.data import _decode
     from kerasdl.data.images import image_folder
 
-    loader = image_folder(folder, image_size=size, batch_size=batch)
+    loader = image_folder(folder, image_size=size, batch_size=batch,
+                          processes=processes)
     paths = loader.paths
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < seconds and n < len(paths):
@@ -124,10 +126,12 @@ def decode_limit(folder, size, seconds, batch):
     cores = os.cpu_count()
     emit(what="decode_limit", per_core_images_per_s=round(one, 1),
          cores=cores, limit_images_per_s=round(one * cores, 1),
-         source="640x480 JPEG -> 224x224, Pillow with draft")
-    use = min(len(loader), max(2, int(one * cores * seconds) // batch))
+         source=f"{file_size[0]}x{file_size[1]} JPEG -> {size[1]}x{size[0]}"
+                f", Pillow with draft")
+    use = min(len(loader) - 1, max(2, int(one * cores * seconds) // batch))
+    loader[0]  # starts the decoding processes
     t = time.perf_counter()
-    for i in range(use):
+    for i in range(1, use + 1):
         loader[i]
     sec = time.perf_counter() - t
     emit(what="decode_image_batches", processes=loader.processes,
@@ -173,7 +177,8 @@ def kerasdl_side(args, folder, what, size):
                     n = len(x)
                 else:
                     data = kerasdl.image_folder(
-                        folder, image_size=(size, size), batch_size=args.chunk)
+                        folder, image_size=(size, size),
+                        batch_size=args.chunk, processes=args.processes)
                     warm = x_warm = data  # the compile on the same shapes
                     n = data.n_images
                 out = tempfile.mkdtemp(dir=args.work)
@@ -279,6 +284,9 @@ def main():
     ap.add_argument("--array", type=int, default=8192)
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--devices", default="1")
+    ap.add_argument("--processes", default="auto",
+                    type=lambda v: v if v == "auto" else int(v),
+                    help="kerasdl's decoding processes (default: auto)")
     ap.add_argument("--chunk", type=int, default=128)
     ap.add_argument("--what", default="disk,decode,array,jpeg,torch")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(),
@@ -292,6 +300,8 @@ def main():
     if args.smoke:
         args.files, args.array, args.chunk = 48, 48, 16
         args.workers = min(args.workers, 2)
+        if args.processes == "auto":
+            args.processes = 2
         size, file_size = 32, (64, 48)
     os.makedirs(args.work, exist_ok=True)
     what = args.what.split(",")
@@ -313,7 +323,7 @@ def main():
         disk_speed(args.work, (64 << 20) if args.smoke else (2 << 30))
     if "decode" in what:
         decode_limit(folder, (size, size), 1 if args.smoke else 5,
-                     args.chunk)
+                     args.chunk, args.processes, file_size)
     if {"array", "jpeg"} & set(what):
         kerasdl_side(args, folder, what, size)
     if "torch" in what:
