@@ -154,10 +154,12 @@ class Eve(keras.optimizers.Optimizer):
             self.feedback_loss.assign(ops.cast(ops.reshape(loss, ()),
                                                "float32"))
         if self.built:
-            self._feedback()
+            self.update_feedback()
         return super().apply(grads, trainable_variables)
 
-    def _feedback(self):
+    def update_feedback(self):
+        """Folds ``feedback_loss`` (if a new one was given) into ``f_hat``
+        and ``d``; called by ``apply`` before the weights move."""
         f = self.feedback_loss.value
         fresh = ops.isfinite(f)
         f = ops.maximum(ops.where(fresh, f, 1.0), 1e-12)

@@ -222,3 +222,12 @@ def test_loss_feedback_needs_eve():
     with pytest.raises(TypeError, match="compile with optimizer=kerasdl.Eve"):
         model.fit(np.ones((4, 3)), np.ones(4), verbose=0,
                   callbacks=[LossFeedback()])
+
+
+def test_docstring_examples():
+    import doctest
+
+    import kerasdl.optimizers
+
+    result = doctest.testmod(kerasdl.optimizers)
+    assert result.attempted > 0 and result.failed == 0
