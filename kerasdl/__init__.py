@@ -123,6 +123,10 @@ _EXPORTS = {
     "lr_find": "kerasdl.training.lr_finder",
     "GradientSum": "kerasdl.training.annealing",
     "GradientRatioAnnealer": "kerasdl.training.annealing",
+    # optimizers (lesson 4's Eve)
+    "Eve": "kerasdl.optimizers",
+    "LossFeedback": "kerasdl.optimizers",
+    "optimizers": "kerasdl",
     # several devices
     "data_parallel": "kerasdl.distribute",
     "DataParallel": "kerasdl.distribute",
@@ -138,7 +142,10 @@ def __getattr__(name):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'kerasdl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    if module == "kerasdl":  # a submodule, such as kerasdl.optimizers
+        value = importlib.import_module(f"kerasdl.{name}")
+    else:
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
