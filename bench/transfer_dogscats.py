@@ -19,7 +19,9 @@ mode = sys.argv[1]; seed = int(sys.argv[2]); extra = sys.argv[3] if len(sys.argv
 import os
 MOM = float(os.environ.get("MOM", "0"))
 size = 224
-train, valid = kerasdl.images_from_folder(os.environ.get("DOGSCATS", "/tmp/data/dogscats"), image_size=(size, size), batch_size=32, seed=seed)
+opts = dict(kv.split("=") for kv in extra.split(",") if "=" in kv)
+aug = kerasdl.augmentation(opts["aug"], seed=seed) if "aug" in opts else None
+train, valid = kerasdl.images_from_folder(os.environ.get("DOGSCATS", "/tmp/data/dogscats"), image_size=(size, size), batch_size=32, seed=seed, augment=aug)
 keras.utils.set_random_seed(seed)
 t = time.time()
 out = {"mode": mode, "seed": seed}
@@ -39,10 +41,11 @@ else:
             if isinstance(l, keras.layers.BatchNormalization): l.momentum = MOM
     out["mom"] = MOM; out["extra"] = extra
     model = kerasdl.vision_model(base, 2)
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    aug = None
+    opt = keras.optimizers.AdamW(1e-3, weight_decay=float(opts["wd"])) if "wd" in opts else keras.optimizers.Adam(1e-3)
+    model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"])
     if mode == "pretrained":
-        kw = dict(epochs=3, freeze_epochs=1)
+        kw = dict(epochs=int(opts.get("e", 3)), freeze_epochs=int(opts.get("f", 1)))
+        if "lr" in opts: kw["base_lr"] = float(opts["lr"])
         if extra == "nobn": kw["train_bn"] = False
         if extra == "f2": kw["freeze_epochs"] = 2
         if extra == "e5": kw["epochs"] = 5
@@ -68,7 +71,7 @@ else:
         lr = found.suggestions["valley"] if not os.environ.get("LR") else float(os.environ["LR"]); out["lr"] = lr
         h = kerasdl.fit_one_cycle(model, train, int(extra or 8), lr, validation_data=valid, verbose=0)
         out["val_accuracy"] = h.history["val_accuracy"]
-if mode == "pretrained":
+if mode == "pretrained" and not os.environ.get("NOTTA"):
     probs, yv = kerasdl.tta(model, valid, return_targets=True)
     plain = model.predict(valid, verbose=0)
     yv = np.asarray(yv).reshape(-1)
