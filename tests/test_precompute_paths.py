@@ -29,15 +29,22 @@ from tests.test_features import _model
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_fingerprint_sees_every_byte_labels_and_shape():
+@pytest.mark.parametrize("fallback", [False, True])
+def test_fingerprint_sees_every_byte_labels_and_shape(monkeypatch,
+                                                      fallback):
+    if fallback:  # without the xxhash package: blake2b, as honest
+        monkeypatch.setattr(_source, "xxhash", None)
+    # blocks of 3 images, hashed on threads: every block counts
+    monkeypatch.setattr(_source, "_BLOCK_BYTES", 3 * 8 * 8 * 3)
     x, y = _data(n=9)
     base = _source.array_fingerprint(x, y)
     assert base.startswith("arrays:xxh3:" if _source.xxhash is not None
                            else "arrays:blake2b:")
     assert _source.array_fingerprint(x.copy(), y.copy()) == base
-    last = x.copy()
-    last[-1, -1, -1, -1] ^= 1  # the very last byte
-    assert _source.array_fingerprint(last, y) != base
+    for row in (0, 4, 8):  # a byte of each block
+        changed = x.copy()
+        changed[row, -1, -1, -1] ^= 1
+        assert _source.array_fingerprint(changed, y) != base
     assert _source.array_fingerprint(x[::-1].copy(), y) != base
     assert _source.array_fingerprint(x.reshape(9, 4, 16, 3), y) != base
     assert _source.array_fingerprint(x, (y + 1) % 3) != base
