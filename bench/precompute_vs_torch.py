@@ -237,8 +237,10 @@ def torch_side(args, folder, size):
                 out[row:row + len(y)] = y.half().cpu().numpy()
                 row += len(y)
         out.flush()
-        os.fsync(os.open(path, os.O_RDONLY))
         del out
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)  # on disk, as precompute's file is
+        os.close(fd)
 
     def timed(name, loader, n):
         tmp = tempfile.mkdtemp(dir=args.work)

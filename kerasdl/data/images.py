@@ -605,7 +605,8 @@ def image_files(paths, labels=None, *, class_names=None, **kwargs):
 def _processes(processes, n_files):
     if processes == "auto":
         cores = os.cpu_count() or 1
-        return min(16, cores) if cores >= 4 and n_files >= 512 else 0
+        worth = cores >= 4 and n_files >= 512 and os.name == "posix"
+        return min(16, cores) if worth else 0
     return _validate.integer(processes, "processes", low=0,
                              hint="Pass 0 to decode on threads, or 'auto'.")
 
