@@ -1,8 +1,8 @@
 """Run by tests/test_multiprocess.py: the same short job as one process over
 two simulated CPU devices (``reference OUT``) or as each process of a job
-of two processes with one CPU device each (``job OUT``, started through
-``kerasdl.distribute.launch``). Prints one ``RESULT {json}`` line per
-process; the test judges them.
+of two processes with one CPU device each (``job(OUT)``, the function
+``kerasdl.distribute.launch`` calls in each process). Prints one
+``RESULT {json}`` line per process; the test judges them.
 
     KERAS_BACKEND=jax python tests/multiprocess_worker.py reference /tmp/ref
     KERAS_BACKEND=jax python -m kerasdl.distribute --processes 2 \\
@@ -85,6 +85,12 @@ def work(out, job):
             result["lr_find_losses"] = np.asarray(
                 sweep.losses, "float64").tolist()
     if job:
+        if distribute.is_writer():
+            # a barrier the other process never reaches: a clear error
+            try:
+                distribute.barrier("process 0 alone", timeout=1)
+            except TimeoutError as e:
+                result["lonely_barrier"] = str(e)
         checkpoint = os.path.join(out, "model.keras")
         if distribute.is_writer():
             time.sleep(1.0)  # the others reach the barrier first
@@ -107,6 +113,15 @@ def work(out, job):
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def job(out):
+    """One process of the job (``kerasdl.distribute.launch`` has joined it
+    already when it calls this; a script run joins here)."""
+    from kerasdl import distribute
+
+    distribute.initialize()
+    work(out, job=True)
+
+
 def main():
     mode, out = sys.argv[1], sys.argv[2]
     if mode == "reference":
@@ -115,10 +130,7 @@ def main():
         distribute.simulate_cpu_devices(2)
         work(out, job=False)
     else:
-        from kerasdl import distribute
-
-        distribute.initialize()
-        work(out, job=True)
+        job(out)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,15 @@ def test_launch_refuses_bad_targets(tmp_path):
                           env={"CUDA_VISIBLE_DEVICES": "0,1"})
 
 
+def test_the_launcher_starts_without_keras():
+    code = ("import sys, kerasdl.distribute.__main__, kerasdl.distribute as d;"
+            " d.launch; print(sorted(m for m in ('keras', 'jax', "
+            "'tensorflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr[-2000:]
+
+
 # -- the process helpers, in one process ------------------------------------
 
 def test_alone_the_process_is_the_writer(backend):
@@ -130,6 +139,15 @@ def test_alone_the_process_is_the_writer(backend):
     x = np.arange(10)
     assert distribute.process_batches(x, 4) == (x, 4)
     np.testing.assert_array_equal(distribute.gather(x[:3]), x[:3])
+
+
+def test_docstring_examples():
+    import doctest
+
+    from kerasdl.distribute import _batches
+
+    for module in (_processes, _batches):
+        assert doctest.testmod(module).failed == 0, module.__name__
 
 
 def test_tensorflow_workers_are_numbered_from_tf_config(backend,
@@ -241,10 +259,16 @@ def test_two_processes_match_one_process_over_two_devices(backend,
     job = tmp_path / "job"
     job.mkdir()
     out = Lines()
+    sys.path.insert(0, os.path.dirname(WORKER))
     try:
-        distribute.launch(2, WORKER, ["job", str(job)], stream=out,
-                          env={"CUDA_VISIBLE_DEVICES": ""})
+        import multiprocess_worker
+
+        # a function of a module: launch joins the job, then calls it
+        assert distribute.launch(2, multiprocess_worker.job, [str(job)],
+                                 stream=out,
+                                 env={"CUDA_VISIBLE_DEVICES": ""}) == [0, 0]
     finally:
+        sys.path.remove(os.path.dirname(WORKER))
         stdout, stderr = reference.communicate(timeout=600)
     found = [t for t in stdout.splitlines() if t.startswith("RESULT ")]
     assert reference.returncode == 0 and found, stderr[-3000:]
@@ -277,6 +301,11 @@ def test_two_processes_match_one_process_over_two_devices(backend,
     assert first["loaded_difference"] == second["loaded_difference"] == 0.0
     report = json.loads((job / "report.json").read_text())
     assert report["weights"] == first["weights"]
+
+    # a barrier only one process reaches ends in a TimeoutError that says
+    # how many arrived, and the job goes on
+    assert "1 of 2 processes reached it" in first["lonely_barrier"]
+    assert "lonely_barrier" not in second
 
     # gather: process 0's rows, then process 1's, on both
     assert first["gathered"] == second["gathered"]

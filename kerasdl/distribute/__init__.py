@@ -72,7 +72,7 @@ _EXPORTS = {
     "LaunchError": "_launch", "launch": "_launch",
     "barrier": "_processes", "gather": "_processes",
     "initialize": "_processes", "is_writer": "_processes",
-    "process_batches": "_processes", "process_count": "_processes",
+    "process_batches": "_batches", "process_count": "_processes",
     "process_index": "_processes",
 }
 

@@ -5,8 +5,6 @@ one window onto JAX (imported only under the JAX backend)."""
 
 import numpy as np
 
-_BARRIERS = {"count": 0}
-
 
 def join(coordinator, num_processes, process_id, timeout):
     """``jax.distributed.initialize`` with a connection deadline a little
@@ -76,17 +74,21 @@ def device_counts(timeout):
 
 
 def barrier(name, timeout):
-    """Waits until every process reaches the barrier called ``name``;
-    raises ``TimeoutError`` after ``timeout`` seconds."""
-    _BARRIERS["count"] += 1
-    key = f"kerasdl/{_BARRIERS['count']}/{name}"
+    """Waits until every process reaches the barrier called ``name`` (the
+    coordination service counts repeated uses of a name); raises
+    ``TimeoutError`` after ``timeout`` seconds with how many arrived."""
+    import re
+
     try:
-        _client().wait_at_barrier(key, int(timeout * 1000))
+        _client().wait_at_barrier(f"kerasdl/{name}", int(timeout * 1000))
     except Exception as e:  # the runtime's own error type is not public
         text = str(e)
-        if "DEADLINE_EXCEEDED" in text or "timed out" in text.lower():
-            raise TimeoutError(text) from None
-        raise
+        if "DEADLINE_EXCEEDED" not in text and "timed out" not in text:
+            raise
+        arrived = re.search(r"reached the barrier: (\d+)/(\d+)", text)
+        raise TimeoutError(
+            f"{arrived.group(1)} of {arrived.group(2)} processes reached it"
+            if arrived else text.splitlines()[0]) from None
 
 
 def gather_rows(x):

@@ -10,7 +10,6 @@ processes' output is shown line by line behind ``[id]``; the first process
 that fails stops the others.
 """
 
-import argparse
 import importlib
 import json
 import os
@@ -186,8 +185,9 @@ def _devices_per_process(n, per, gpus):
     if per < 1 or per * n > len(gpus):
         raise ValueError(
             f"launch: {n} processes x {per or 1} GPU(s) need "
-            f"{n * (per or 1)} GPUs; {len(gpus)} are visible ({', '.join(gpus)}"
-            f"). Start at most {len(gpus)} processes, or fewer GPUs each.")
+            f"{n * (per or 1)} GPUs; {len(gpus)} are visible "
+            f"({', '.join(gpus)}). Start at most {len(gpus)} processes, or "
+            f"fewer GPUs each.")
     return per
 
 
@@ -287,39 +287,3 @@ def _signal_name(number):
         return signal.Signals(number).name
     except ValueError:
         return "unknown"
-
-
-def main(argv=None):
-    """``python -m kerasdl.distribute --processes N script.py [args ...]``."""
-    ap = argparse.ArgumentParser(
-        prog="python -m kerasdl.distribute",
-        description="Run a script in several processes on this machine as "
-        "one JAX job (one GPU each by default). The script calls "
-        "kerasdl.distribute.initialize() first, then works inside "
-        "kerasdl.data_parallel().")
-    ap.add_argument("--processes", type=int, required=True,
-                    help="processes to start")
-    ap.add_argument("--devices-per-process", type=int, default=None,
-                    help="GPUs per process (default: the GPUs shared "
-                    "evenly; 1 CPU device each without GPUs)")
-    ap.add_argument("--port", type=int, default=None,
-                    help="coordinator port on 127.0.0.1 (default: a free "
-                    "one)")
-    ap.add_argument("--timeout", type=float, default=None,
-                    help="seconds the processes wait for each other to "
-                    "join (default 300)")
-    ap.add_argument("script", help="the Python script to run")
-    ap.add_argument("args", nargs=argparse.REMAINDER,
-                    help="the script's own arguments")
-    opts = ap.parse_args(argv)
-    try:
-        launch(opts.processes, opts.script, opts.args,
-               devices_per_process=opts.devices_per_process, port=opts.port,
-               timeout=opts.timeout)
-    except LaunchError as e:
-        print(f"kerasdl.distribute: {e}", file=sys.stderr)
-        return e.status
-    except (ValueError, TypeError) as e:
-        print(f"kerasdl.distribute: {e}", file=sys.stderr)
-        return 2
-    return 0
