@@ -8,8 +8,10 @@ one device and the efficiency (speed-up / devices).
 precompute: VGG16 up to block5_conv3 (random weights; ImageNet ones run at
 the same speed) over random uint8 224x224 images written to a temporary
 folder with kerasdl.precompute, 128 rows per device in every chunk, bf16 on
-a GPU. train: the course's conv_bn on 60x80 images, global batch 64 per
-device, one epoch timed after a compiled warm-up epoch. ``--simulate N``
+a GPU. train: the course's conv_bn on 60x80 images, one epoch timed after
+a compiled warm-up epoch, at a global batch of 64 per device (it grows
+with the devices) and at a fixed global batch (64 x the most devices
+measured), both by default (``--train-batch per-device|global|both``). ``--simulate N``
 splits the CPU into N devices (checks the code path; CPU timings say
 nothing about GPU scaling).
 """
@@ -62,7 +64,7 @@ def precompute_speed(dp, images, size):
     return len(images) / seconds, seconds
 
 
-def train_speed(dp, x, y):
+def train_speed(dp, x, y, batch):
     import kerasdl
 
     with dp:
@@ -70,7 +72,6 @@ def train_speed(dp, x, y):
         model = kerasdl.conv_bn(x.shape[1:], 10)
         model.compile(keras.optimizers.Adam(1e-3),
                       "sparse_categorical_crossentropy")
-        batch = 64 * dp.num_replicas
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # compile
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
@@ -86,6 +87,10 @@ def main():
     ap.add_argument("--what", default="precompute,train")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--simulate", type=int, default=0)
+    ap.add_argument("--train-batch", default="both",
+                    choices=["per-device", "global", "both"],
+                    help="64 rows per device, a fixed global batch (64 x "
+                    "the most devices), or both")
     args = ap.parse_args()
     if args.simulate:
         distribute.simulate_cpu_devices(args.simulate)
@@ -114,14 +119,19 @@ def main():
     if "train" in what:
         x = rng.integers(0, 256, (n_train, 60, 80, 3)).astype("float32")
         y = rng.integers(0, 10, n_train)
-        for c in counts:
-            speed, seconds = train_speed(distribute.data_parallel(c), x, y)
-            base.setdefault("train", speed)
-            emit(bench="distribute", what="train", devices=c,
-                 images=n_train, images_per_s=round(speed, 1),
-                 seconds=round(seconds, 2),
-                 speedup=round(speed / base["train"], 3),
-                 efficiency=round(speed / base["train"] / c, 3))
+        modes = (["per-device", "global"] if args.train_batch == "both"
+                 else [args.train_batch])
+        for mode in modes:
+            for c in counts:
+                batch = 64 * (c if mode == "per-device" else max(counts))
+                speed, seconds = train_speed(distribute.data_parallel(c),
+                                             x, y, batch)
+                base.setdefault(mode, speed)
+                emit(bench="distribute", what="train", batch_mode=mode,
+                     global_batch=batch, devices=c, images=n_train,
+                     images_per_s=round(speed, 1), seconds=round(seconds, 2),
+                     speedup=round(speed / base[mode], 3),
+                     efficiency=round(speed / base[mode] / c, 3))
 
 
 if __name__ == "__main__":
