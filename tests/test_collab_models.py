@@ -69,6 +69,16 @@ def test_save_and_load_safe_mode(tmp_path):
     assert again.get_layer("y_range").high == 5.5
 
 
+def test_l2_per_rating_on_an_older_keras_is_one_clear_error():
+    from kerasdl import _versions
+
+    with pytest.raises(_versions.KerasVersionError,
+                       match=r"l2_per_rating.*Keras 3\.14\.0; this is "
+                             r"Keras 3\.13\.1"):
+        _versions.require("batch_mean_activity_penalty", version="3.13.1")
+    _versions.require("batch_mean_activity_penalty", version="3.14.0")
+
+
 def test_l2_per_rating_is_a_batch_mean_penalty():
     model = dot_bias(2, 2, 2, l2=None, l2_per_rating=0.1)
     model.get_layer("user_factors").set_weights([np.full((2, 2), 2.0)])

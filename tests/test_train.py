@@ -393,6 +393,7 @@ def test_fine_tune_refuses_a_rate_schedule_before_training():
 
 
 def test_discriminative_rates_on_an_older_keras_raise_one_clear_error():
+    from kerasdl import _versions
     from kerasdl.training import _rates
 
     with pytest.raises(_rates.KerasVersionError,
@@ -400,7 +401,7 @@ def test_discriminative_rates_on_an_older_keras_raise_one_clear_error():
                              r"3\.7\.0\. Upgrade"):
         _rates.keras_feature("MultiOptimizer", version="3.7.0")
     assert issubclass(_rates.KerasVersionError, RuntimeError)
-    installed = _rates._version_tuple(keras.__version__)
+    installed = _versions.version_tuple(keras.__version__)
     if installed >= (3, 15, 0):
         assert _rates.keras_feature("MultiOptimizer") is \
             keras.optimizers.MultiOptimizer

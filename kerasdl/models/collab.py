@@ -19,6 +19,7 @@ Regularisation comes in three kinds; pick by argument:
 
 import keras
 
+from kerasdl import _versions
 from kerasdl.models import _checks
 
 
@@ -74,6 +75,16 @@ def _y_range(value):
     return float(low), float(high)
 
 
+def _activity_penalty(value):
+    """``l2_per_rating`` as an activity regularizer: Keras divides it by
+    the batch size from 3.14 on (a mean over the batch's ratings); older
+    releases sum it, so they refuse it with one clear error."""
+    penalty = _penalty(value, "l2_per_rating")
+    if penalty is not None:
+        _versions.require("batch_mean_activity_penalty")
+    return penalty
+
+
 def _penalty(value, arg):
     if value is None or value == 0:
         return None
@@ -89,7 +100,7 @@ def _inputs_and_factors(n_users, n_items, n_factors, l2, l2_per_rating):
     _checks.positive_int(n_items, "n_items")
     _checks.positive_int(n_factors, "n_factors")
     weights = _penalty(l2, "l2")
-    activity = _penalty(l2_per_rating, "l2_per_rating")
+    activity = _activity_penalty(l2_per_rating)
     user = keras.Input(shape=(), dtype="int32", name="user")
     item = keras.Input(shape=(), dtype="int32", name="item")
     init = keras.initializers.RandomNormal(stddev=0.01)
@@ -105,7 +116,7 @@ def _inputs_and_factors(n_users, n_items, n_factors, l2, l2_per_rating):
 
 
 def _biases(user, item, n_users, n_items, l2_per_rating):
-    activity = _penalty(l2_per_rating, "l2_per_rating")
+    activity = _activity_penalty(l2_per_rating)
     ub = keras.layers.Embedding(n_users, 1, embeddings_initializer="zeros",
                                 activity_regularizer=activity,
                                 name="user_bias")(user)

@@ -7,6 +7,9 @@ device instead (``_stepping``).
 import keras
 import numpy as np
 
+from kerasdl import _versions
+from kerasdl._versions import KerasVersionError  # noqa: F401
+
 
 def base_optimizers(optimizer):
     """The optimizers that own learning rates: unwraps loss scaling,
@@ -23,45 +26,12 @@ def base_optimizers(optimizer):
     return [optimizer]
 
 
-# Keras features newer than the oldest Keras kerasdl supports: the
-# release that brought each one and what kerasdl needs it for.
-NEWER_FEATURES = {
-    "MultiOptimizer": ("3.15.0", "discriminative learning rates "
-                       "(discriminative_optimizer, fine_tune)"),
-}
-
-
-def _version_tuple(text):
-    parts = []
-    for piece in str(text).split(".")[:3]:
-        digits = "".join(c for c in piece if c.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts + [0] * (3 - len(parts)))
-
-
-class KerasVersionError(RuntimeError):
-    """A kerasdl feature needs a newer Keras than the one installed."""
-
-
 def keras_feature(name, version=None):
-    """``keras.optimizers.<name>``, or one clear error on a Keras older
-    than the release that brought it (``version``: the Keras version to
-    check, the installed one by default).
-
-    Raises:
-        KerasVersionError: a ``RuntimeError`` naming the Keras needed, the
-            one found and the fix.
-    """
-    needed, purpose = NEWER_FEATURES[name]
-    found = version or keras.__version__
-    value = getattr(keras.optimizers, name, None)
-    if _version_tuple(found) < _version_tuple(needed) or value is None:
-        raise KerasVersionError(
-            f"{purpose} need keras.optimizers.{name}, which arrived in "
-            f"Keras {needed}; this is Keras {found}. Upgrade with "
-            f"`pip install 'keras>={needed}'`, or train with one learning "
-            f"rate for the whole model (fit_one_cycle).")
-    return value
+    """``keras.optimizers.<name>``, or one clear ``KerasVersionError`` on
+    a Keras older than the release that brought it (``version``: the
+    Keras version to check, the installed one by default)."""
+    _versions.require(name, version)
+    return getattr(keras.optimizers, name)
 
 
 def _check_settable(opt):
