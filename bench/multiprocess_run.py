@@ -211,8 +211,10 @@ def train(args, dp, layout, x, y, writer):
         partial = os.path.join(args.work, f"model-{layout}.partial.keras")
         model.save(partial)
         os.replace(partial, os.path.join(args.work, f"model-{layout}.keras"))
-        with open(os.path.join(args.work, f"report-{layout}.json"), "w") as f:
+        report = os.path.join(args.work, f"report-{layout}.json")
+        with open(report + ".partial", "w") as f:
             json.dump({"epoch_seconds": timer.seconds}, f)
+        os.replace(report + ".partial", report)
         wrote = [f"weights-{layout}.npy", f"model-{layout}.keras",
                  f"report-{layout}.json"]
     distribute.barrier("weights written")

@@ -3,6 +3,7 @@ a script in N processes on this machine as one JAX job (see
 ``kerasdl.distribute.launch``)."""
 
 import argparse
+import signal
 import sys
 
 from kerasdl.distribute._launch import LaunchError
@@ -32,6 +33,11 @@ def main(argv=None):
     ap.add_argument("args", nargs=argparse.REMAINDER,
                     help="the script's own arguments")
     opts = ap.parse_args(argv)
+
+    def stop(signum, frame):  # the processes are stopped on the way out
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         launch(opts.processes, opts.script, opts.args,
                devices_per_process=opts.devices_per_process, port=opts.port,

@@ -74,6 +74,9 @@ def launch(n_processes, target, args=(), *, devices_per_process=None,
         stream: file or None. Where the prefixed output goes; defaults to
             ``sys.stdout``.
 
+    Returns:
+        list of int: every process's exit status (all 0).
+
     Raises:
         LaunchError: a process failed (its id and exit status are named);
             the others were stopped.
