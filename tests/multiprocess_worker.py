@@ -64,14 +64,20 @@ def work(out, job):
     x, y = data()
     with distribute.data_parallel() as dp:
         (px, py), per = distribute.process_batches((x, y), BATCH)
+        # validation rows split the same way (20 of them: a short last
+        # batch of 4, two rows a process)
+        (vx, vy), vper = distribute.process_batches(
+            (x[:20], y[:20]), BATCH // 2)
         model = build()
-        kerasdl.fit_one_cycle(model, (px, py), 1, 1e-2, batch_size=per,
-                              shuffle=False, verbose=0)
+        history = kerasdl.fit_one_cycle(
+            model, (px, py), 1, 1e-2, batch_size=per, shuffle=False,
+            verbose=0, validation_data=(vx, vy), validation_batch_size=vper)
         weights = flat(model)
         result = {"process": distribute.process_index(),
                   "processes": distribute.process_count(),
                   "replicas": dp.num_replicas, "rows": int(len(px)),
-                  "weights": weights.tolist(), "wrote": []}
+                  "weights": weights.tolist(), "wrote": [],
+                  "val_loss": float(history.history["val_loss"][-1])}
         if job:
             # a sweep that diverges: each process draws its batches' rows
             # from its own part, and the stop is decided from the job's

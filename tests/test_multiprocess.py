@@ -284,6 +284,9 @@ def test_two_processes_match_one_process_over_two_devices(backend,
         w = np.asarray(part["weights"])
         assert np.max(np.abs(w - w1)) <= 1e-5 * np.max(np.abs(w1))
     assert first["weights"] == second["weights"]  # one job, one model
+    # the validation loss is the whole job's: one process's over all rows
+    assert first["val_loss"] == second["val_loss"]
+    assert abs(first["val_loss"] - one["val_loss"]) <= 1e-5 * one["val_loss"]
 
     # the LR finder stops at the same step, for the same reason, in both
     # processes (the loss it watches is the job's); each restores its

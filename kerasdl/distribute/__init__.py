@@ -48,7 +48,8 @@ and its id, or the environment variables Keras reads), then
 - each process passes its own part of every batch: ``part, per =
   process_batches((x, y), batch_size)`` then ``fit(..., batch_size=per)``
   (the job's batches are then those of one process, and so are the
-  weights, within float rounding); ``lr_find`` takes the same stop
+  weights, within float rounding); split validation arrays the same way
+  and pass ``validation_batch_size``: the validation loss is the job's; ``lr_find`` takes the same stop
   decision in every process (the loss is the job's);
 - ``process_index()``, ``process_count()``; ``is_writer()`` is process 0,
   which alone writes checkpoints, reports and features, while the others

@@ -14,7 +14,10 @@ def process_batches(data, batch_size):
     in order) goes to process ``r // (batch_size / process_count())``; the
     job's batches are then those one process would make from ``data``
     with ``shuffle=False``, so the weights are those of one process over
-    the same devices (within float rounding). Alone, it returns ``data``.
+    the same devices (within float rounding). Split validation arrays the
+    same way and pass their per-process batch as ``validation_batch_size``:
+    the validation loss is then over all their rows. Alone, it returns
+    ``data``.
 
     Example:
 
