@@ -169,10 +169,7 @@ def fetch(name, cache_dir=None):
     url, md5 = MOVIELENS[name]
     try:
         if md5 is None:
-            side = keras.utils.get_file(f"{name}.zip.md5", url + ".md5",
-                                        cache_dir=cache_dir,
-                                        force_download=True)
-            md5 = _published_md5(side, url + ".md5")
+            md5 = _published_md5(url + ".md5")
         folder = keras.utils.get_file(
             f"{name}.zip", url, file_hash=md5, hash_algorithm="md5",
             extract=True, cache_dir=cache_dir)
@@ -187,16 +184,19 @@ def fetch(name, cache_dir=None):
     return inner if os.path.isdir(inner) else folder
 
 
-def _published_md5(path, url):
+def _published_md5(url):
     """The md5 in a published ``.md5`` file (``MD5 (f) = HEX`` or
-    ``HEX  f``); refuses a file holding no 32-digit hex digest."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        text = f.read(4096)
+    ``HEX  f``), read straight from ``url`` (a few bytes: no cache, no
+    progress bar); refuses a file holding no 32-digit hex digest."""
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=60) as response:
+        text = response.read(4096).decode("utf-8", errors="replace")
     found = re.findall(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])",
                        text)
     if len(set(d.lower() for d in found)) != 1:
         raise ValueError(
-            f"the checksum file {url} (saved as {path!r}) holds "
+            f"the checksum file {url} holds "
             f"{'no' if not found else 'more than one'} md5 digest: "
             f"{text[:80]!r}. The download cannot be checked; try again "
             f"later or pass --data DIR with an extracted copy.")
