@@ -20,7 +20,27 @@ def pytest_addoption(parser):
                      help="run tests marked large")
 
 
+# Tests marked ``one_backend`` exercise no backend-specific code of their own
+# (command-line errors, file formats, whole pipelines whose parts are tested
+# on every backend): `make test` runs them in its TensorFlow pass only.
+ONE_BACKEND = "tensorflow"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        f"one_backend: runs under KERAS_BACKEND={ONE_BACKEND} only (set "
+        f"KERASDL_ALL_BACKENDS=1 to run it under every backend)")
+
+
 def pytest_collection_modifyitems(config, items):
+    if (keras.backend.backend() != ONE_BACKEND
+            and not os.environ.get("KERASDL_ALL_BACKENDS")):
+        others = [item for item in items if "one_backend" in item.keywords]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item for item in items
+                        if "one_backend" not in item.keywords]
     if config.getoption("--run-large"):
         return
     skip = pytest.mark.skip(reason="large test: pass --run-large")

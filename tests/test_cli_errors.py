@@ -134,6 +134,7 @@ def _fill(argv, world, out):
     return [a.format(w=world, out=out) for a in argv]
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize("argv,needle,absent", TABLE,
                          ids=[" ".join(r[0])[:60] for r in TABLE])
 def test_bad_invocation_is_one_line_exit_2(argv, needle, absent, world,
@@ -186,6 +187,7 @@ def _kerasdl(args, **kwargs):
                           timeout=300, **kwargs)
 
 
+@pytest.mark.one_backend
 @pytest.mark.skipif(not os.path.exists("/dev/full"),
                     reason="needs /dev/full")
 @pytest.mark.parametrize("json_flag", [["--json"], []])

@@ -216,6 +216,7 @@ def _kerasdl(*args):
                                    KERAS_BACKEND="tensorflow"))
 
 
+@pytest.mark.one_backend
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="the lines come from loading TensorFlow; the "
                            "tensorflow run of this file checks them once")

@@ -197,6 +197,7 @@ def test_predict_rejects_out_of_range_ids(model):
         model.predict([0, 1], [0])
 
 
+@pytest.mark.one_backend
 def test_ml100k_u1_chosen_recipe(shared_data):
     """The chosen recipe (k=10, per-user and per-item noise, burn-in 50,
     250 samples, seed 0) on u1: about 10 s on two shared CPU cores; RMSE

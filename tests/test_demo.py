@@ -1,7 +1,13 @@
 """The demo runs end to end (quick mode) and learns something."""
 
+import pytest
+
 from kerasdl.demo import format_table
 from kerasdl.demo import run_demo
+
+# Command-line and whole-pipeline tests: their parts are tested on every
+# backend elsewhere (tests/conftest.py, ONE_BACKEND).
+pytestmark = pytest.mark.one_backend
 
 
 def test_quick_demo_rows_and_table():

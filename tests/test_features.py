@@ -243,6 +243,7 @@ def _child(tmp_path, out, **env):
         env=dict(os.environ, PYTHONPATH=ROOT, **env))
 
 
+@pytest.mark.one_backend
 def test_sigkill_and_resume_give_the_same_arrays(tmp_path):
     # 200 images + 1 augmented pass = 4 chunks of 128 rows... use N=600:
     # 10 chunks, each slowed down so that the kill lands mid-run.
@@ -280,6 +281,7 @@ def test_sigkill_and_resume_give_the_same_arrays(tmp_path):
     assert not partial.exists()
 
 
+@pytest.mark.one_backend
 def test_full_disk_ends_cleanly(tmp_path):
     # RLIMIT_FSIZE (a real kernel limit; writes fail with EFBIG as a full
     # disk fails with ENOSPC): 40,000 bytes cannot hold 400 x 64 float16.

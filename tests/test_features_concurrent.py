@@ -19,6 +19,10 @@ from kerasdl.features import precompute
 from tests.test_features import _data
 from tests.test_features import _model
 
+# Command-line and whole-pipeline tests: their parts are tested on every
+# backend elsewhere (tests/conftest.py, ONE_BACKEND).
+pytestmark = pytest.mark.one_backend
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUNDS = 8
 N = 600  # 5 chunks of 128 rows

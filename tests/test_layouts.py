@@ -203,6 +203,7 @@ def test_dogscats_three_layouts_agree(shared_data):
     assert x.shape == (32, 32, 32, 3) and x.dtype == np.uint8
 
 
+@pytest.mark.one_backend
 def test_own_photos_recipe_end_to_end(pair, tmp_path, capsys):
     import importlib.util
     import json

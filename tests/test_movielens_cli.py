@@ -10,6 +10,10 @@ import pytest
 
 from kerasdl import cli
 
+# Command-line and whole-pipeline tests: their parts are tested on every
+# backend elsewhere (tests/conftest.py, ONE_BACKEND).
+pytestmark = pytest.mark.one_backend
+
 
 @pytest.fixture(scope="module")
 def folder(generated_movielens):

@@ -11,6 +11,7 @@ import pytest
 from kerasdl import cli
 
 
+@pytest.mark.one_backend
 def test_statefarm_quick_writes_a_complete_report(shared_data, tmp_path,
                                                   capsys):
     data = shared_data("statefarm-80x60")

@@ -34,6 +34,7 @@ def _assert_png(path):
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
+@pytest.mark.one_backend
 def test_sgd_from_scratch_check_and_plot(tmp_path):
     png = tmp_path / "plots" / "sgd.png"
     png.parent.mkdir()
@@ -69,6 +70,7 @@ def test_sgd_check_fails_on_a_wrong_gradient(monkeypatch, capsys):
     assert "hand gradient != finite differences" in err
 
 
+@pytest.mark.one_backend
 def test_optimizers_from_scratch_check_and_plot(tmp_path):
     png = tmp_path / "optimizers.png"
     result = _run("optimizers_from_scratch.py", "--check", "--no-fashion",
@@ -96,6 +98,7 @@ def test_numpy_eve_is_adam_until_a_loss_arrives():
     assert eve.f_hat == pytest.approx(3.0)
 
 
+@pytest.mark.one_backend
 def test_convolution_by_hand_check_and_plot(tmp_path):
     png = tmp_path / "conv.png"
     result = _run("convolution_by_hand.py", "--check", "--index", "7",
@@ -163,6 +166,7 @@ def test_collab_from_scratch_check(shared_data):
         assert all(0.5 < v < 1.5 for v in rmse), row
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize("name, args, words", [
     ("sgd_from_scratch.py", ["--steps", "0"], "--steps must be >= 1"),
     ("sgd_from_scratch.py", ["--steps", "many"], "invalid int value"),
