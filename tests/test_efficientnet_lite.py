@@ -281,6 +281,7 @@ def _hits(model, folder, classes):
     return int(np.isin(top5, list(classes)).any(axis=1).sum()), len(top5)
 
 
+@pytest.mark.one_backend  # the logits test checks the conversion per backend
 @needs_checkpoint
 def test_dogscats_valid_top5(lite0, shared_data):
     valid = shared_data("dogscats") / "valid"
