@@ -22,8 +22,14 @@ def pytest_addoption(parser):
 
 # Tests marked ``one_backend`` exercise no backend-specific code of their own
 # (command-line errors, file formats, whole pipelines whose parts are tested
-# on every backend): `make test` runs them in its TensorFlow pass only.
+# on every backend): `make test` runs them in its TensorFlow pass only, as it
+# does the package's docstring examples (--doctest-modules).
 ONE_BACKEND = "tensorflow"
+
+
+def _one_backend(item):
+    return ("one_backend" in item.keywords
+            or type(item).__name__ == "DoctestItem")
 
 
 def pytest_configure(config):
@@ -36,11 +42,10 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     if (keras.backend.backend() != ONE_BACKEND
             and not os.environ.get("KERASDL_ALL_BACKENDS")):
-        others = [item for item in items if "one_backend" in item.keywords]
+        others = [item for item in items if _one_backend(item)]
         if others:
             config.hook.pytest_deselected(items=others)
-            items[:] = [item for item in items
-                        if "one_backend" not in item.keywords]
+            items[:] = [item for item in items if not _one_backend(item)]
     if config.getoption("--run-large"):
         return
     skip = pytest.mark.skip(reason="large test: pass --run-large")
