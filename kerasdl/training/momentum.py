@@ -76,12 +76,26 @@ class ScheduledSGD(_MomentumVariable, keras.optimizers.SGD):
 
     momentum_attribute = "momentum"
 
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        # SGD keeps one velocity per variable, in the order of var_list.
+        # The update is handed the variable (TensorFlow: its tf.Variable),
+        # so both are keys of that order.
+        tf = keras.backend.backend() == "tensorflow"
+        self._velocity_index = {}
+        for i, variable in enumerate(var_list):
+            self._velocity_index[id(variable)] = i
+            if tf:
+                self._velocity_index[id(variable.value)] = i
+
     def update_step(self, gradient, variable, learning_rate):
         if not self._reading_variable or not self.momentum:
             return super().update_step(gradient, variable, learning_rate)
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
-        m = self.momentums[self._get_variable_index(variable)]
+        m = self.momentums[self._velocity_index[id(variable)]]
         momentum = ops.cast(self.momentum_value.value, variable.dtype)
         velocity = ops.subtract(ops.multiply(m, momentum),
                                 ops.multiply(gradient, lr))
