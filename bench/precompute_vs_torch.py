@@ -6,7 +6,7 @@ disk. One JSON line per measurement.
     KERAS_BACKEND=jax python bench/precompute_vs_torch.py \
         [--files 10000] [--array 8192] [--workers 16] [--devices 1,2] \
         [--processes auto] \
-        [--what disk,decode,array,jpeg,torch] [--work /tmp/pvt] \
+        [--what disk,decode,engine,array,jpeg,torch] [--work /tmp/pvt] \
         [--statefarm DIR] [--smoke]
 
 What it measures:
@@ -15,6 +15,9 @@ What it measures:
 - ``decode``: the machine's decode limit: images/s of one core decoding
   the 640x480 JPEGs to 224x224 (Pillow, draft on) times the cores, and
   the rate ``ImageBatches`` reaches with its decoding processes;
+- ``engine``: the same array through precompute's engine alone (device
+  copies, one stream per device, results fetched to host memory and
+  dropped): what the devices and transfers give without the store;
 - ``array``: a uint8 array -> features on disk, ``precompute`` on 1 and
   more devices (``kerasdl.data_parallel``), compiled step reused;
 - ``jpeg``: the 640x480 JPEG folder -> features on disk, the same way;
@@ -212,6 +215,46 @@ def kerasdl_side(args, folder, what, size):
                     shutil.rmtree(out, ignore_errors=True)
 
 
+def engine_side(args, size):
+    import keras
+
+    import kerasdl
+    from kerasdl import _backend
+    from kerasdl.features import _engine
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (args.array, size, size, 3), dtype=np.uint8)
+    chunk = args.chunk
+    for count in [int(c) for c in args.devices.split(",")]:
+        if count > len(_backend.local_devices()):
+            continue
+        with kerasdl.data_parallel(devices=count):
+            model = vgg_base(size)
+            devices = _engine.stream_devices()
+
+            def make(m):
+                return _engine.make_step(m, None, "float16")[0]
+
+            steps = (_engine.device_steps(model, devices, make, "bench")
+                     if devices else make(model))
+
+            def load(k):
+                xb, m = _engine.as_uint8_batch(x[k * chunk:(k + 1) * chunk],
+                                               chunk)
+                return xb, [], m
+
+            n_chunks = -(-len(x) // chunk)
+            _engine.run(steps, 2 * max(1, count), load, lambda k, y: None)
+            t = time.perf_counter()
+            _engine.run(steps, n_chunks, load, lambda k, y: None, threads=2)
+            sec = time.perf_counter() - t
+            emit(what="kerasdl_engine_to_host_memory", devices=count,
+                 streams=len(devices) or 1, images=len(x),
+                 images_per_s=round(len(x) / sec, 1),
+                 seconds=round(sec, 2), chunk_rows=chunk, size=size,
+                 backend=keras.backend.backend())
+
+
 def torch_side(args, folder, size):
     """The naive torchvision loop (run in a child process)."""
     import torch
@@ -326,6 +369,8 @@ def main():
     if "decode" in what:
         decode_limit(folder, (size, size), 1 if args.smoke else 5,
                      args.chunk, args.processes, file_size)
+    if "engine" in what:
+        engine_side(args, size)
     if {"array", "jpeg"} & set(what):
         kerasdl_side(args, folder, what, size)
     if "torch" in what:

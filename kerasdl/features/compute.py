@@ -30,6 +30,14 @@ __all__ = ["precompute"]
 _STORE = ("float16", "float32")
 _COMPUTE = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
+# Threads writing the features (pwrite + CRC, both off the GIL). On one
+# H200 with the store in RAM (/dev/shm) 1, 2, 4, 8 threads gave 6,403,
+# 7,963, 10,542, 11,590 img/s of VGG16 block5 features; on a local disk
+# that syncs at 1.4 GB/s 2 to 8 threads all gave 6,700-6,900 (the disk's
+# speed): 4 is most of the gain without holding more chunks in memory
+# (bench/NOTES.md, 2026-11-30).
+WRITER_THREADS = 4
+
 
 def precompute(model, data, path, layer="auto", augment_passes=0,
                dtype="float16", *, augment=None, seed=0,
@@ -219,7 +227,7 @@ def _compute(base, source, path, manifest, augment, verbose):
         steps, n_uniforms = make(base)
     run = store.Run(path, manifest, n_chunks, source.labels(),
                     chunk_rows=source.batch_rows,
-                    writer_threads=max(2, len(devices)))
+                    writer_threads=WRITER_THREADS)
     start = run.start
     bar = keras.utils.Progbar(n_chunks) if verbose else None
     bar_lock = threading.Lock()
