@@ -26,7 +26,11 @@ started by ``kerasdl.distribute.launch``, one device each, 127.0.0.1,
   writes the one feature file.
 
 Then the weights and features of the two layouts are compared (largest
-absolute difference). Float32 throughout (bf16 would hide the weights'
+absolute difference). On GPUs, XLA's default kernels (autotuned
+convolutions, atomic reductions) differ from run to run, so the same
+layout run twice differs as much as the two layouts; ``--deterministic``
+sets ``--xla_gpu_deterministic_ops=true`` for both, under which they are
+equal. Float32 throughout (bf16 would hide the weights'
 comparison). ``--smoke`` runs 256 images on simulated CPU devices (only
 the code path; CPU timings say nothing about GPUs).
 """
@@ -52,9 +56,12 @@ def emit(**row):
 
 # -- the parent: prepare, run both layouts, compare -------------------------
 
-def child_env(smoke, devices):
+def child_env(smoke, devices, deterministic=False):
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1",
                NCCL_NVLS_ENABLE="0")
+    if deterministic:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            " --xla_gpu_deterministic_ops=true").strip()
     if smoke:
         env.update(CUDA_VISIBLE_DEVICES="", JAX_NUM_CPU_DEVICES=str(devices))
     return env
@@ -94,23 +101,30 @@ def parent(args):
               str(args.batch), "--num-it", str(args.num_it)]
     env = child_env(args.smoke, 1)
     env["JAX_PLATFORMS"] = "cpu"  # reading images needs no device
-    done = subprocess.run(
-        [sys.executable, __file__, "--role", "prepare", "--data", args.data,
-         "--limit", str(args.limit)] + common, env=env,
-        capture_output=True, text=True)
-    relay(done.stdout.splitlines())
-    if done.returncode:
-        sys.exit(f"preparing the images failed:\n{done.stderr[-3000:]}")
+    if args.reuse and all(os.path.exists(os.path.join(work, f))
+                          for f in ("x.npy", "y.npy")):
+        emit(what="data", reused=work)
+    else:
+        done = subprocess.run(
+            [sys.executable, __file__, "--role", "prepare", "--data",
+             args.data, "--limit", str(args.limit)] + common, env=env,
+            capture_output=True, text=True)
+        relay(done.stdout.splitlines())
+        if done.returncode:
+            sys.exit(f"preparing the images failed:\n{done.stderr[-3000:]}")
     n = args.processes
     done = subprocess.run(
         [sys.executable, __file__, "--role", "single", "--devices", str(n)]
-        + common, env=child_env(args.smoke, n), capture_output=True,
+        + common, env=child_env(args.smoke, n, args.deterministic),
+        capture_output=True,
         text=True)
     single = relay(done.stdout.splitlines())
     if done.returncode:
         sys.exit(f"the one-process run failed:\n{done.stderr[-3000:]}")
     out = Collect()
     extra = {"CUDA_VISIBLE_DEVICES": ""} if args.smoke else {}
+    if args.deterministic:
+        extra["XLA_FLAGS"] = child_env(False, n, True)["XLA_FLAGS"]
     try:
         distribute.launch(n, __file__, ["--role", "job"] + common,
                           devices_per_process=1, env=extra, stream=out)
@@ -192,12 +206,13 @@ def train(args, dp, layout, x, y, writer):
         model = kerasdl.conv_bn((60, 80, 3), 10)
         model.compile(keras.optimizers.Adam(1e-3),
                       "sparse_categorical_crossentropy", metrics=["accuracy"])
-        sweep = kerasdl.lr_find(model, (px, py), num_it=args.num_it,
-                                batch_size=per)
-        emit(what="lr_find", layout=layout,
-             process=distribute.process_index(),
-             lr_find=[len(sweep.losses), sweep.stop_reason],
-             valley=float(sweep.valley))
+        if args.num_it:
+            sweep = kerasdl.lr_find(model, (px, py), num_it=args.num_it,
+                                    batch_size=per)
+            emit(what="lr_find", layout=layout,
+                 process=distribute.process_index(),
+                 lr_find=[len(sweep.losses), sweep.stop_reason],
+                 valley=float(sweep.valley))
         timer = EpochTimer()
         kerasdl.fit_one_cycle(model, (px, py), args.epochs, 1e-2,
                               batch_size=per, shuffle=False, verbose=0,
@@ -238,7 +253,7 @@ def precompute(args, dp, layout, x, writer):
     keras.utils.set_random_seed(1)
     base = kerasdl.vgg16((60, 80, 3), include_top=False,
                          input_dtype="uint8")
-    rows = 128 * (dp.num_replicas // distribute.process_count())
+    rows = 128  # per chunk, in both layouts (one stream per device)
     scratch = tempfile.mkdtemp(prefix="precompute_")
     images = np.asarray(x)
     try:
@@ -309,7 +324,12 @@ def main():
     ap.add_argument("--batch", type=int, default=None,
                     help="global batch (default 64 per device)")
     ap.add_argument("--num-it", type=int, default=100,
-                    help="LR finder steps")
+                    help="LR finder steps (0: no sweep before the fit)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="XLA_FLAGS=--xla_gpu_deterministic_ops=true in "
+                    "both layouts (GPU results equal from run to run)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the arrays already prepared in --work")
     ap.add_argument("--limit", type=int, default=0,
                     help="use this many images (0: all)")
     ap.add_argument("--work", default=None,
