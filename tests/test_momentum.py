@@ -1,6 +1,10 @@
 """ScheduledSGD: the momentum read from its variable, each velocity paired
 with its own variable."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -50,3 +54,49 @@ def test_scheduled_sgd_reads_the_momentum_from_its_variable():
     # v1 = -1, w = -1; v2 = 0.5 * -1 - 1 = -1.5, w = -2.5
     np.testing.assert_allclose(b.numpy(), np.full((2, 3), -2.5), rtol=1e-6)
     assert opt.momentum == 0.9  # the configured number is what it saves
+
+
+_MIRRORED = r"""
+import sys
+import kerasdl
+import kerasdl.distribute
+kerasdl.distribute.simulate_cpu_devices(2)
+import keras
+import numpy as np
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 4)).astype("float32")
+y = (x[:, 0] > 0).astype("int32")
+
+
+def run(dp):
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+                          keras.layers.Dense(2, activation="softmax")])
+    m.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+              "sparse_categorical_crossentropy")
+    kerasdl.fit_one_cycle(m, (x, y), 2, 0.1, batch_size=16, shuffle=False,
+                          verbose=0)
+    return np.concatenate([w.ravel() for w in m.get_weights()])
+
+
+one = run(None)
+with kerasdl.data_parallel() as dp:
+    assert dp.num_replicas == 2, dp.num_replicas
+    two = run(dp)
+print("max difference", float(np.max(np.abs(one - two))))
+sys.exit(0 if np.allclose(one, two, atol=1e-5) else 1)
+"""
+
+
+def test_one_cycle_sgd_momentum_under_a_mirrored_strategy(backend, tmp_path):
+    # Under tf.distribute the update is handed each replica's copy of the
+    # variable; the velocity must still be the variable's own.
+    if backend != "tensorflow":
+        pytest.skip("tf.distribute is TensorFlow's")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    done = subprocess.run([sys.executable, "-c", _MIRRORED], env=env,
+                          cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "max difference" in done.stdout

@@ -81,14 +81,14 @@ class ScheduledSGD(_MomentumVariable, keras.optimizers.SGD):
             return
         super().build(var_list)
         # SGD keeps one velocity per variable, in the order of var_list.
-        # The update is handed the variable (TensorFlow: its tf.Variable),
-        # so both are keys of that order.
+        # The update is handed the variable; under TensorFlow its
+        # tf.Variable, or under a tf.distribute strategy each replica's
+        # copy of it: all are keys of that order.
         tf = keras.backend.backend() == "tensorflow"
         self._velocity_index = {}
         for i, variable in enumerate(var_list):
-            self._velocity_index[id(variable)] = i
-            if tf:
-                self._velocity_index[id(variable.value)] = i
+            for key in [variable] + (_tf_variables(variable) if tf else []):
+                self._velocity_index[id(key)] = i
 
     def update_step(self, gradient, variable, learning_rate):
         if not self._reading_variable or not self.momentum:
@@ -105,6 +105,16 @@ class ScheduledSGD(_MomentumVariable, keras.optimizers.SGD):
                 ops.multiply(velocity, momentum), ops.multiply(gradient, lr)))
         else:
             self.assign_add(variable, velocity)
+
+
+def _tf_variables(variable):
+    """The tf.Variable behind a Keras variable and, when it is mirrored
+    by a tf.distribute strategy, every replica's copy."""
+    value = variable.value
+    strategy = getattr(value, "distribute_strategy", None)
+    if strategy is None:
+        return [value]
+    return [value, *strategy.experimental_local_results(value)]
 
 
 @keras.saving.register_keras_serializable(package="kerasdl")
