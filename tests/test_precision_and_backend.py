@@ -40,3 +40,17 @@ def test_synchronize_returns_its_input():
     x = keras.ops.ones((2, 2))
     assert _backend.synchronize(x) is x
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(x), 1)
+
+
+def test_copies_are_equal_values_that_share_no_buffer(backend):
+    a = keras.Variable(np.arange(6, dtype="float32").reshape(2, 3))
+    b = keras.Variable(7, dtype="int32")
+    got = _backend.copies([a.value, b.value])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(got[0]),
+                                  a.numpy())
+    assert int(keras.ops.convert_to_numpy(got[1])) == 7
+    assert _backend.copies([]) == []
+    if backend == "jax":
+        # a train step donates its state: two variables must not share
+        assert got[0].unsafe_buffer_pointer() != \
+            a.value.unsafe_buffer_pointer()

@@ -29,6 +29,7 @@ from kerasdl._backend.engine import _jax_inference  # noqa: F401
 from kerasdl._backend.engine import _jax_placement  # noqa: F401
 from kerasdl._backend.engine import _jax_rows  # noqa: F401
 from kerasdl._backend.engine import _tf_inference  # noqa: F401
+from kerasdl._backend.engine import copies  # noqa: F401
 from kerasdl._backend.engine import to_device  # noqa: F401
 from kerasdl._backend.engine import start_fetch  # noqa: F401
 from kerasdl._backend.engine import to_host  # noqa: F401

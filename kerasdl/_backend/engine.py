@@ -173,6 +173,26 @@ def _tf_inference(model, forward):
     return call
 
 
+_JAX_COPY = []
+
+
+def copies(values):
+    """Copies of the variable values ``values`` for assigning to other
+    variables. Under JAX they are made in one compiled call: a train step
+    donates its state, so two variables must never share a buffer.
+    Elsewhere ``assign`` copies into the variable's own storage and the
+    values are returned as they are."""
+    values = list(values)
+    if name() != "jax" or not values:
+        return values
+    if not _JAX_COPY:
+        import jax
+
+        _JAX_COPY.append(jax.jit(
+            lambda xs: [jax.numpy.copy(x) for x in xs]))
+    return _JAX_COPY[0](values)
+
+
 def to_device(x):
     """Starts copying a host array to the accelerator (asynchronously where
     the backend allows) and returns the device array; under an active JAX

@@ -293,6 +293,14 @@ def _variable_pairs(levels):
     return pairs
 
 
+def _copy_state(pairs):
+    """Gives each ``(source, destination)`` variable pair's destination
+    the source's value (one compiled copy of them all under JAX)."""
+    values = _backend.copies([src.value for src, _ in pairs])
+    for (_, dst), value in zip(pairs, values):
+        dst.assign(value)
+
+
 def _own_variables(opt, inner):
     if inner is None:
         return list(opt.variables)
@@ -332,8 +340,7 @@ class StepControl:
             raise ValueError(f"A rule has at most {SIZE - 3} parameters.")
         entry = self._entry_for(original)
         wrapper = entry.wrapper
-        for src, dst in entry.pairs:
-            dst.assign(ops.copy(src))
+        _copy_state(entry.pairs)
         table = np.zeros(tuple(wrapper.control.shape), "float32")
         for g, top in enumerate(tops):
             table[g, 1:3 + len(params)] = [total, top, *params]
@@ -392,8 +399,7 @@ class StepControl:
         if not self.installed:
             return
         model = self.model
-        for src, dst in self._entry.pairs:
-            src.assign(ops.copy(dst))
+        _copy_state([(dst, src) for src, dst in self._entry.pairs])
         self._entry.wrapper.rule = None
         model.optimizer = self._original
         set_lrs(self._original, self._rates)
