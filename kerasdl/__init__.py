@@ -60,6 +60,7 @@ _EXPORTS = {
     "ThresholdSweep": "kerasdl.metrics",
     "show_batch": "kerasdl.show",
     "show_results": "kerasdl.show",
+    "save_figure": "kerasdl.show",
     "tta": "kerasdl.tta",
     "predict_files": "kerasdl.predict",
     # data: images, splits

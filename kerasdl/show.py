@@ -1,5 +1,6 @@
 """Looking at data and results: a grid of images with their targets
-(``show_batch``) and with a model's predictions (``show_results``).
+(``show_batch``) and with a model's predictions (``show_results``), and
+``save_figure`` for any matplotlib figure of your own.
 
 Both take an ``ImageBatches`` (or any ``keras.utils.PyDataset`` giving
 ``(images, targets)``) or a tuple ``(images, targets)`` of arrays, return a
@@ -28,7 +29,7 @@ from kerasdl import _plot
 from kerasdl import _targets
 from kerasdl import _validate
 
-__all__ = ["show_batch", "show_results"]
+__all__ = ["show_batch", "show_results", "save_figure"]
 
 
 def show_batch(batches, n=16, path=None, ncols=None, *, class_names=None,
@@ -186,3 +187,42 @@ def _check_common(n, path, ncols):
     if ncols is not None:
         ncols = _validate.integer(ncols, "ncols", low=1)
     return n, path, ncols
+
+
+def save_figure(fig, path, dpi=100):
+    """Writes a matplotlib figure as a PNG that is complete or absent.
+
+    The image goes to a temporary file beside ``path``, synced, then
+    renamed over it: an interrupted run never leaves half a PNG. A figure
+    made through pyplot is closed afterwards.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure()
+    >>> _ = fig.add_subplot().plot([0, 1], [1, 0])
+    >>> path = os.path.join(tempfile.mkdtemp(), "line.png")
+    >>> save_figure(fig, path) == path
+    True
+
+    Args:
+        fig: a matplotlib ``Figure``.
+        path: str or path-like. The PNG to write; its folder must exist.
+        dpi: int. Dots per inch. Defaults to 100.
+
+    Returns:
+        The path written, as str.
+
+    Raises:
+        TypeError: ``fig`` is not a figure (it has no ``savefig``).
+        ValueError: ``path`` is a folder or in a folder that does not
+            exist; ``dpi`` below 1.
+    """
+    if not callable(getattr(fig, "savefig", None)):
+        raise TypeError(f"`fig` must be a matplotlib Figure. Received: "
+                        f"{type(fig).__name__}. Pass the figure, such as "
+                        f"the one plt.subplots() returns.")
+    path = _validate.output_file(path)
+    dpi = _validate.integer(dpi, "dpi", low=1)
+    return _plot.save(fig, path, dpi=dpi)

@@ -15,7 +15,6 @@ positive part; pooling keeps the largest of each 2x2 block.
 import argparse
 import os
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -76,26 +75,13 @@ def by_keras(image, kernels, bias):
     return np.asarray(a[0], "float64"), np.asarray(p[0], "float64")
 
 
-def save_png(fig, path):
-    """Writes the figure through a temporary name, so the file appears
-    complete or not at all."""
-    path = os.path.abspath(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def plot(path, image, title, kernels, activations, pooled):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    import kerasdl
 
     n = kernels.shape[-1]
     fig, axes = plt.subplots(3, n + 1, figsize=(2 * (n + 1), 6.5))
@@ -115,8 +101,7 @@ def plot(path, image, title, kernels, activations, pooled):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    save_png(fig, path)
-    plt.close(fig)
+    kerasdl.save_figure(fig, path)  # closes it
 
 
 def main(argv=None):

@@ -23,7 +23,6 @@ doubles) runs on the line, in numpy and as kerasdl.GradientRatioAnnealer.
 import argparse
 import os
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -315,26 +314,13 @@ def annealed_keras(problem, lr, epochs):
 # ---------------------------------------------------------------- main
 
 
-def save_png(fig, path):
-    """Writes the figure through a temporary name, so the file appears
-    complete or not at all."""
-    path = os.path.abspath(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def plot(path, curves):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    import kerasdl
 
     fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.5),
                              squeeze=False)
@@ -345,8 +331,7 @@ def plot(path, curves):
                title=title)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    save_png(fig, path)
-    plt.close(fig)
+    kerasdl.save_figure(fig, path)  # closes it
 
 
 def main(argv=None):

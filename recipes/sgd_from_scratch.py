@@ -19,7 +19,6 @@ path against keras.optimizers.SGD(0.01) under model.fit.
 import argparse
 import os
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -89,26 +88,13 @@ def keras_path(x, y, steps):
     return tuple(float(np.ravel(w)[0]) for w in model.get_weights())
 
 
-def save_png(fig, path):
-    """Writes the figure through a temporary name, so the file appears
-    complete or not at all."""
-    path = os.path.abspath(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def plot(path, x, y, trail):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    import kerasdl
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     left.scatter(x, y, s=12, color="k", label="data")
@@ -127,8 +113,7 @@ def plot(path, x, y, trail):
     right.plot([A], [B], "k*", ms=12)
     right.set(xlabel="a", ylabel="b", title="the path over the loss")
     fig.tight_layout()
-    save_png(fig, path)
-    plt.close(fig)
+    kerasdl.save_figure(fig, path)  # closes it
 
 
 def main(argv=None):

@@ -271,3 +271,37 @@ def test_dogscats_valid_batch_png(shared_data, tmp_path):
         im.load()
         # a 4x3 grid of 2.6-inch cells at 100 dpi
         assert im.format == "PNG" and im.size[0] == 1040
+
+
+def test_save_figure_writes_a_whole_png_and_refuses_bad_input(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    path = tmp_path / "line.png"
+    assert kerasdl.save_figure(fig, path, dpi=50) == str(path)
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size == (100, 50)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["line.png"]
+    with pytest.raises(TypeError, match="matplotlib Figure"):
+        kerasdl.save_figure("not a figure", tmp_path / "x.png")
+    with pytest.raises(ValueError, match="exists"):
+        kerasdl.save_figure(fig, tmp_path / "missing" / "x.png")
+    with pytest.raises(ValueError, match="not a folder"):
+        kerasdl.save_figure(fig, tmp_path)
+    with pytest.raises(ValueError, match="dpi"):
+        kerasdl.save_figure(fig, tmp_path / "y.png", dpi=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["line.png"]
+
+
+class _Broken:
+    def savefig(self, fname, **kwargs):
+        with open(fname, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise RuntimeError("renderer failed")
+
+
+def test_save_figure_leaves_nothing_when_the_write_fails(tmp_path):
+    with pytest.raises(RuntimeError, match="renderer failed"):
+        kerasdl.save_figure(_Broken(), tmp_path / "z.png")
+    assert list(tmp_path.iterdir()) == []
