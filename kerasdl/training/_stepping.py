@@ -42,6 +42,7 @@ from kerasdl.training import momentum as _momentum
 from kerasdl.training._rates import base_optimizers
 from kerasdl.training._rates import get_lrs
 from kerasdl.training._rates import set_lrs
+from kerasdl.training._wrapping import WrappingOptimizer
 
 SIZE = 16  # [count, total, top, params...]
 _MOMENTUM_ATTRS = ("beta_1", "momentum")
@@ -81,7 +82,7 @@ class Rule:
 
 
 @keras.saving.register_keras_serializable(package="kerasdl")
-class StepSchedule(keras.optimizers.Optimizer):
+class StepSchedule(WrappingOptimizer):
     """Wraps an optimizer and sets its rates (and momentum) from a rule at
     every step, on the device.
 
@@ -103,7 +104,6 @@ class StepSchedule(keras.optimizers.Optimizer):
         self.rule = None
         self.momentum_groups = ()
         self.control = None
-        self._var_list = None
 
     def build(self, var_list):
         if self.built:
@@ -113,24 +113,7 @@ class StepSchedule(keras.optimizers.Optimizer):
         self.control = self.add_variable(
             (self.groups, self.size), "zeros", "float32",
             aggregation="only_first_replica", name="step_control")
-        self._var_list = _Untracked(var_list)
         super().build(var_list)
-
-    @property
-    def variables(self):
-        return self._variables[:] + self.inner_optimizer.variables
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value):
-        self.inner_optimizer.learning_rate = value
-
-    @property
-    def iterations(self):
-        return self.inner_optimizer.iterations
 
     def __getattr__(self, name):
         # Reached only for names the wrapper lacks: callbacks written for
@@ -146,7 +129,7 @@ class StepSchedule(keras.optimizers.Optimizer):
 
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is None:
-            trainable_variables = self._var_list.items
+            trainable_variables = self.model_variables()
         if not self.built:
             self.build(trainable_variables)
         rule = self.rule
@@ -167,9 +150,6 @@ class StepSchedule(keras.optimizers.Optimizer):
             self.control.assign(table + _step_row(self.size))
         return self.inner_optimizer.apply(grads, trainable_variables)
 
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
-
     def get_config(self):
         return {"optimizer": keras.saving.serialize_keras_object(
             self.inner_optimizer), "groups": self.groups, "size": self.size,
@@ -181,15 +161,6 @@ class StepSchedule(keras.optimizers.Optimizer):
             config["optimizer"], custom_objects=custom_objects)
         return cls(inner, groups=config.get("groups", 1),
                    size=config.get("size", SIZE), name=config.get("name"))
-
-
-class _Untracked:
-    """Holds a list out of sight of the optimizer's variable tracking
-    (an attribute holding the model's variables would make them its
-    own)."""
-
-    def __init__(self, items):
-        self.items = list(items)
 
 
 def _step_row(size):

@@ -18,10 +18,11 @@ from keras import ops
 from kerasdl import _backend
 from kerasdl import _validate
 from kerasdl.training import _rates as _hyper
+from kerasdl.training._wrapping import WrappingOptimizer
 
 
 @keras.saving.register_keras_serializable(package="kerasdl")
-class GradientSum(keras.optimizers.Optimizer):
+class GradientSum(WrappingOptimizer):
     """Wraps an optimizer and sums the squared gradients on the device.
 
     ``grad_sq_sum`` (a scalar variable) grows by ``sum(g ** 2)`` over all
@@ -69,25 +70,9 @@ class GradientSum(keras.optimizers.Optimizer):
             aggregation="only_first_replica")
         super().build(var_list)
 
-    @property
-    def variables(self):
-        return self._variables[:] + self.inner_optimizer.variables
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value):
-        self.inner_optimizer.learning_rate = value
-
-    @property
-    def iterations(self):
-        return self.inner_optimizer.iterations
-
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is None:
-            trainable_variables = self._trainable_variables
+            trainable_variables = self.model_variables()
         if not self.built:
             self.build(trainable_variables)
         # Under a TensorFlow strategy each replica holds its own part of
@@ -106,9 +91,6 @@ class GradientSum(keras.optimizers.Optimizer):
             for i, g in zip(present, summed):
                 grads[i] = g / replicas
         self.inner_optimizer.apply(grads, trainable_variables)
-
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
 
     def get_config(self):
         return {"optimizer": keras.saving.serialize_keras_object(

@@ -1,0 +1,56 @@
+"""The pass-through half of an optimizer that wraps another.
+
+``GradientSum`` and ``StepSchedule`` each wrap the model's optimizer and
+add one thing to its step; everything else is the wrapped optimizer's:
+its variables follow the wrapper's own, and its learning rate and step
+counter are the ones read and set through the wrapper.
+"""
+
+import keras
+
+
+class WrappingOptimizer(keras.optimizers.Optimizer):
+    """Base of the wrappers: ``inner_optimizer`` is the wrapped one.
+
+    Subclasses set ``self.inner_optimizer`` in ``__init__``, write
+    ``build`` (ending with ``super().build(var_list)``), ``apply`` and
+    their config; ``model_variables()`` is the list they were built for.
+    """
+
+    _var_list = None
+
+    def build(self, var_list):
+        self._var_list = _Untracked(var_list)
+        super().build(var_list)
+
+    def model_variables(self):
+        """The variables the wrapper was built for (None before)."""
+        return None if self._var_list is None else self._var_list.items
+
+    @property
+    def variables(self):
+        return self._variables[:] + self.inner_optimizer.variables
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.inner_optimizer.learning_rate = value
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+
+class _Untracked:
+    """Holds a list out of sight of the optimizer's variable tracking
+    (an attribute holding the model's variables would make them its
+    own)."""
+
+    def __init__(self, items):
+        self.items = list(items)
