@@ -29,7 +29,7 @@ class WrappingOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables[:] + self.inner_optimizer.variables
+        return list(super().variables) + self.inner_optimizer.variables
 
     @property
     def learning_rate(self):
