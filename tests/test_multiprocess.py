@@ -106,6 +106,29 @@ def test_command_line_exit_status_is_the_failed_process(tmp_path):
     assert "does not exist" in done.stderr.strip().splitlines()[-1]
 
 
+def test_deterministic_adds_the_xla_flag_to_every_process(tmp_path):
+    path = script(tmp_path, """
+        print("FLAGS", os.environ.get("XLA_FLAGS"), flush=True)
+    """)
+    out = Lines()
+    distribute.launch(2, path, env={"CUDA_VISIBLE_DEVICES": "",
+                                    "XLA_FLAGS": "--xla_dump_to=/nowhere"},
+                      deterministic=True, stream=out)
+    for i in (0, 1):
+        assert out.of(i) == ["FLAGS --xla_dump_to=/nowhere "
+                             "--xla_gpu_deterministic_ops=true"]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", XLA_FLAGS="",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get(
+                   "PYTHONPATH", ""))
+    done = subprocess.run(
+        [sys.executable, "-m", "kerasdl.distribute", "--processes", "2",
+         "--deterministic", path], capture_output=True, text=True,
+        env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(
+        "FLAGS --xla_gpu_deterministic_ops=true") == 2, done.stdout
+
+
 def test_launch_refuses_bad_targets(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         distribute.launch(2, str(tmp_path / "missing.py"))

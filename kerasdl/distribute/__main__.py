@@ -29,6 +29,9 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds the processes wait for each other to "
                     "join (default 300)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="XLA's deterministic GPU kernels in every process "
+                    "(results repeat from run to run; slower)")
     ap.add_argument("script", help="the Python script to run")
     ap.add_argument("args", nargs=argparse.REMAINDER,
                     help="the script's own arguments")
@@ -41,7 +44,7 @@ def main(argv=None):
     try:
         launch(opts.processes, opts.script, opts.args,
                devices_per_process=opts.devices_per_process, port=opts.port,
-               timeout=opts.timeout)
+               timeout=opts.timeout, deterministic=opts.deterministic)
     except LaunchError as e:
         print(f"kerasdl.distribute: {e}", file=sys.stderr)
         return e.status

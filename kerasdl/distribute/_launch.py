@@ -42,8 +42,12 @@ _CHILD = ("import sys; from kerasdl.distribute import _launch; "
           "_launch._run_function(sys.argv[1])")
 
 
+DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
 def launch(n_processes, target, args=(), *, devices_per_process=None,
-           port=None, timeout=None, env=None, stream=None):
+           port=None, timeout=None, env=None, deterministic=False,
+           stream=None):
     """Runs ``target`` in ``n_processes`` processes on this machine, as one
     JAX job, and waits for all of them.
 
@@ -71,6 +75,12 @@ def launch(n_processes, target, args=(), *, devices_per_process=None,
         timeout: float or None. Seconds the processes wait for each other
             to join (``initialize``'s ``timeout``); defaults to 300.
         env: dict or None. Extra environment variables for every process.
+        deterministic: bool. Adds ``--xla_gpu_deterministic_ops=true`` to
+            every process's ``XLA_FLAGS``: GPU results then repeat from run
+            to run, and a job of N processes gives the weights of one
+            process over N GPUs bit for bit (XLA's default GPU kernels
+            differ from run to run by more than float rounding after a
+            few epochs). Slower kernels; no effect on CPUs.
         stream: file or None. Where the prefixed output goes; defaults to
             ``sys.stdout``.
 
@@ -98,10 +108,25 @@ def launch(n_processes, target, args=(), *, devices_per_process=None,
         "KERASDL_DEVICES_PER_PROCESS": str(per),
         "PYTHONUNBUFFERED": "1",
     })
+    if deterministic:
+        base["XLA_FLAGS"] = with_flag(base.get("XLA_FLAGS", ""),
+                                      DETERMINISTIC_FLAG)
     if timeout is not None:
         base["KERASDL_JOIN_TIMEOUT"] = str(
             _validate.positive(timeout, "timeout"))
     return _run(n, command, base, per, gpus, stream or sys.stdout)
+
+
+def with_flag(flags, flag):
+    """``flags`` (an ``XLA_FLAGS`` value) with ``flag`` added once.
+
+    >>> with_flag("--xla_a=1", "--xla_b=true")
+    '--xla_a=1 --xla_b=true'
+    >>> with_flag("--xla_b=true", "--xla_b=true")
+    '--xla_b=true'
+    """
+    parts = flags.split()
+    return " ".join(parts if flag in parts else parts + [flag])
 
 
 def _command(target, args):
