@@ -59,9 +59,12 @@ def emit(**row):
 def child_env(smoke, devices, deterministic=False):
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1",
                NCCL_NVLS_ENABLE="0")
-    if deterministic:
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            " --xla_gpu_deterministic_ops=true").strip()
+    if deterministic:  # what launch(deterministic=True) sets in the job
+        from kerasdl.distribute._launch import DETERMINISTIC_FLAG
+        from kerasdl.distribute._launch import with_flag
+
+        env["XLA_FLAGS"] = with_flag(env.get("XLA_FLAGS", ""),
+                                     DETERMINISTIC_FLAG)
     if smoke:
         env.update(CUDA_VISIBLE_DEVICES="", JAX_NUM_CPU_DEVICES=str(devices))
     return env
@@ -123,11 +126,10 @@ def parent(args):
         sys.exit(f"the one-process run failed:\n{done.stderr[-3000:]}")
     out = Collect()
     extra = {"CUDA_VISIBLE_DEVICES": ""} if args.smoke else {}
-    if args.deterministic:
-        extra["XLA_FLAGS"] = child_env(False, n, True)["XLA_FLAGS"]
     try:
         distribute.launch(n, __file__, ["--role", "job"] + common,
-                          devices_per_process=1, env=extra, stream=out)
+                          devices_per_process=1, env=extra,
+                          deterministic=args.deterministic, stream=out)
     finally:
         job = relay(out.lines)
     compare(work, n, single, job)
