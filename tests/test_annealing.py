@@ -74,3 +74,22 @@ def test_gradient_sum_saves_and_loads(tmp_path):
     assert isinstance(loaded.optimizer, GradientSum)
     assert isinstance(loaded.optimizer.inner_optimizer,
                       keras.optimizers.Adam)
+
+
+def test_wrapper_state_is_its_own_variable_and_the_wrapped_ones(tmp_path):
+    # The state a JAX step carries is `optimizer.variables`: the wrapper's
+    # statistic and the wrapped optimizer's state, nothing unused (the
+    # step counter and rate every Keras optimizer makes for itself).
+    inner = keras.optimizers.Adam(1e-3)
+    model = _model(GradientSum(inner))
+    model.fit(_stream([1, 2]), steps_per_epoch=2, epochs=1, verbose=0)
+    opt = model.optimizer
+    assert [id(v) for v in opt.variables] == \
+        [id(opt.grad_sq_sum)] + [id(v) for v in inner.variables]
+    assert int(opt.iterations.numpy()) == 2
+    model.compile(opt, "mse")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    for saved, back in zip(opt.variables, loaded.optimizer.variables,
+                           strict=True):
+        np.testing.assert_array_equal(saved.numpy(), back.numpy())

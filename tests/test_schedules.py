@@ -348,3 +348,25 @@ def test_cosine_restarts_callback_rates():
     expected = [schedules.cosine_restarts(i / 4, 0.1) for i in range(12)]
     np.testing.assert_allclose(used, expected, rtol=1e-4, atol=1e-8)
     assert len(h.history["learning_rate"]) == 3
+
+
+def test_schedule_state_carried_per_step_is_the_control_and_the_optimizer():
+    # During the fit the model's optimizer is the schedule's wrapper; the
+    # state carried through each step is its control table, the
+    # momentum-scheduled copy's variables, nothing else.
+    x, y = np.ones((16, 1), "float32"), np.zeros(16, "float32")
+    model = _constant_grad_model(keras.optimizers.SGD(0.5, momentum=0.9))
+    seen = []
+
+    class Look(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            opt = self.model.optimizer
+            seen.append(([v.name for v in opt.variables],
+                         [v.name for v in opt.inner_optimizer.variables]))
+
+    model.fit(x, y, batch_size=4, verbose=0, callbacks=[OneCycle(0.1),
+                                                        Look()])
+    names, inner = seen[-1]
+    assert names == ["step_control", *inner]
+    assert "momentum_value" in inner
+    assert len(model.optimizer.variables) == 3

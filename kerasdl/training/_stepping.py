@@ -72,13 +72,29 @@ class Rule:
         return np.asarray([float(v) for v in self.params], "float64")
 
     def host_lr(self, step, total, top):
-        return float(self.lr(np.float64(step), np.float64(total), top,
-                             self._host_params(), np))
+        return self.host_lrs([step], total, top)[0]
 
     def host_momentum(self, step, total):
-        value = self.momentum(np.float64(step), np.float64(total),
-                              self._host_params(), np)
-        return None if value is None else float(value)
+        values = self.host_momenta([step], total)
+        return None if values is None else values[0]
+
+    def host_lrs(self, steps, total, top):
+        """The rates of ``steps`` as a list of floats: one numpy pass
+        over all of them (a fit's record costs no Python loop per step).
+        """
+        steps = np.asarray(steps, "float64")
+        values = self.lr(steps, np.float64(total), top,
+                         self._host_params(), np)
+        return np.broadcast_to(values, steps.shape).tolist()
+
+    def host_momenta(self, steps, total):
+        """The momenta of ``steps`` (list of floats), or ``None``."""
+        steps = np.asarray(steps, "float64")
+        values = self.momentum(steps, np.float64(total),
+                               self._host_params(), np)
+        if values is None:
+            return None
+        return np.broadcast_to(values, steps.shape).tolist()
 
 
 @keras.saving.register_keras_serializable(package="kerasdl")

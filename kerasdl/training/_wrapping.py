@@ -4,6 +4,11 @@
 add one thing to its step; everything else is the wrapped optimizer's:
 its variables follow the wrapper's own, and its learning rate and step
 counter are the ones read and set through the wrapper.
+
+The step counter and learning rate that every Keras optimizer makes for
+itself are never used by a wrapper, so they are left out of its
+``variables``: that list is the optimizer state a backend such as JAX
+carries through every step, and each entry costs host time per step.
 """
 
 import keras
@@ -19,6 +24,10 @@ class WrappingOptimizer(keras.optimizers.Optimizer):
 
     _var_list = None
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._unused = frozenset(id(v) for v in super().variables)
+
     def build(self, var_list):
         self._var_list = _Untracked(var_list)
         super().build(var_list)
@@ -29,7 +38,8 @@ class WrappingOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return list(super().variables) + self.inner_optimizer.variables
+        own = [v for v in super().variables if id(v) not in self._unused]
+        return own + self.inner_optimizer.variables
 
     @property
     def learning_rate(self):

@@ -107,6 +107,13 @@ class _FunctionRule(_stepping.Rule):
         return float(ops.convert_to_numpy(
             self.mom_fn(min(step / total, 1.0))))
 
+    def host_lrs(self, steps, total, top):
+        # The user's functions are only known to take scalar tensors.
+        return [self.host_lr(i, total, top) for i in steps]
+
+    def host_momenta(self, steps, total):
+        return [self.host_momentum(i, total) for i in steps]
+
     def check(self, who):
         pct, top = ops.convert_to_tensor(0.5), ops.convert_to_tensor(0.1)
         for name, call in (("lr_fn", lambda: self.lr_fn(pct, top)),
@@ -236,9 +243,9 @@ class ParamScheduler(keras.callbacks.Callback):
             return
         rule, top = control.rule, self._tops[-1]
         steps = range(control.steps_done())
-        self.lrs = [rule.host_lr(i, self._total, top) for i in steps]
+        self.lrs = rule.host_lrs(steps, self._total, top)
         if control.momentum:
-            self.moms = [rule.host_momentum(i, self._total) for i in steps]
+            self.moms = rule.host_momenta(steps, self._total)
         control.uninstall()
 
 
