@@ -12,9 +12,12 @@ disk. One JSON line per measurement.
 What it measures:
 - ``disk``: the disk's own write speed (2 GiB of pwrite then fsync, and
   into the page cache alone), the figure the feature writing is bounded by;
-- ``decode``: the machine's decode limit: images/s of one core decoding
-  the 640x480 JPEGs to 224x224 (Pillow, draft on) times the cores, and
-  the rate ``ImageBatches`` reaches with its decoding processes;
+- ``decode``: the machine's decode limit: images/s of as many independent
+  processes as ``ImageBatches`` starts (and as there are cores) decoding
+  the 640x480 JPEGs to 224x224 at once (Pillow, draft on; one core alone
+  times the cores overstates it: cores decoding together run slower),
+  and the rate ``ImageBatches`` reaches with its decoding processes,
+  called from 1 thread and from 3 (as ``precompute`` does);
 - ``engine``: the same array through precompute's engine alone (device
   copies, one stream per device, results fetched to host memory and
   dropped): what the devices and transfers give without the store;
@@ -114,7 +117,32 @@ def disk_speed(work, nbytes):
          gb_per_s_page_cache=round(out[False], 2), folder=work)
 
 
+def _decode_share(job):
+    from kerasdl.data import _decode
+
+    paths, size = job
+    for path in paths:
+        _decode.decode(path, size)
+    return len(paths)
+
+
+def parallel_decode(paths, size, processes):
+    """Images/s of ``processes`` independent processes each decoding its
+    own share of ``paths`` at once (nothing handed back): what the cores
+    decode together, turbo, shared caches and memory included."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        pool.map(_decode_share, [(paths[:4], size)] * processes)  # imports
+        t = time.perf_counter()
+        n = sum(pool.map(_decode_share, [(paths[i::processes], size)
+                                         for i in range(processes)]))
+        return n / (time.perf_counter() - t)
+
+
 def decode_limit(folder, size, seconds, batch, processes, file_size):
+    import concurrent.futures
+
     from kerasdl.data import _decode
     from kerasdl.data.images import image_folder
 
@@ -127,18 +155,26 @@ def decode_limit(folder, size, seconds, batch, processes, file_size):
         n += 1
     one = n / (time.perf_counter() - t)
     cores = os.cpu_count()
+    source = (f"{file_size[0]}x{file_size[1]} JPEG -> {size[1]}x{size[0]}"
+              f", Pillow with draft")
+    use = min(len(paths), max(2 * batch, int(one * cores * seconds)))
+    counts = sorted({loader.processes or 1, cores})
+    limits = {c: parallel_decode(paths[:use], size, c) for c in counts}
     emit(what="decode_limit", per_core_images_per_s=round(one, 1),
-         cores=cores, limit_images_per_s=round(one * cores, 1),
-         source=f"{file_size[0]}x{file_size[1]} JPEG -> {size[1]}x{size[0]}"
-                f", Pillow with draft")
-    use = min(len(loader) - 1, max(2, int(one * cores * seconds) // batch))
+         cores=cores, one_core_times_cores=round(one * cores, 1),
+         **{f"parallel_processes_{c}_images_per_s": round(v, 1)
+            for c, v in limits.items()}, source=source)
+    batches = min(len(loader) - 1, max(2, use // batch))
     loader[0]  # starts the decoding processes
-    t = time.perf_counter()
-    for i in range(1, use + 1):
-        loader[i]
-    sec = time.perf_counter() - t
-    emit(what="decode_image_batches", processes=loader.processes,
-         images_per_s=round(use * batch / sec, 1), batches=use)
+    for threads in (1, 3):
+        t = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            list(pool.map(loader.__getitem__, range(1, batches + 1)))
+        rate = batches * batch / (time.perf_counter() - t)
+        limit = limits[loader.processes or 1]
+        emit(what="decode_image_batches", processes=loader.processes,
+             calling_threads=threads, images_per_s=round(rate, 1),
+             batches=batches, share_of_parallel_limit=round(rate / limit, 3))
     loader.close()
 
 

@@ -14,6 +14,7 @@ spreads its files over every process and copies the images out, so up to
 always has work queued.
 """
 
+import atexit
 import concurrent.futures
 import itertools
 import json
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 
 import numpy as np
 
@@ -30,6 +32,18 @@ from kerasdl.data._decode import ImageError
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+
+# Pools still open when the interpreter exits are closed while their
+# reader threads can still run: once Python finalizes, a daemon thread
+# blocked on a pipe holds that pipe's lock for good, and closing the pipe
+# then aborts the process ("Fatal Python error", exit status 134).
+_OPEN = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_pools():
+    for pool in list(_OPEN):
+        pool.close()
 
 
 class DecodePool:
@@ -61,6 +75,7 @@ class DecodePool:
         self._pending = {}
         self._procs, self._send_locks, self._readers = [], [], []
         self.broken = None
+        _OPEN.add(self)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
@@ -193,9 +208,15 @@ class DecodePool:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        self._procs = []
+        for w, proc in enumerate(self._procs):
+            reader = self._readers[w] if w < len(self._readers) else None
+            if reader is not None and not sys.is_finalizing():
+                reader.join(timeout=5)  # it ends at the pipe's end
+            if proc.stdout is not None and (reader is None
+                                            or not reader.is_alive()):
+                proc.stdout.close()  # (never under a reader still in it)
+        self._procs, self._readers = [], []
+        _OPEN.discard(self)
         if self._file is not None:
             self._file.close()
             self._file = None
