@@ -37,15 +37,18 @@ def output_layer(model):
 
     from kerasdl.models.labels import ClassNames
 
-    layer = model
+    layer, scope = model, None
     for _ in range(100):
         if isinstance(layer, ClassNames):
-            source = _history(layer.input)
+            source = None if scope is None else _before(scope, layer)
         elif isinstance(layer, keras.Model):
-            source = _history(layer.outputs[0]) if getattr(
-                layer, "outputs", None) else None
+            outputs = getattr(layer, "outputs", None)
+            source = None
+            if outputs and not isinstance(layer, keras.Sequential):
+                source = _producer(layer, outputs[0])
             if source is None and layer.layers:
                 source = layer.layers[-1]
+            scope = layer
         else:
             return layer
         if source is None or source is layer:
@@ -54,9 +57,32 @@ def output_layer(model):
     return layer
 
 
-def _history(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    return None if history is None else history[0]
+def _before(model, layer):
+    """The layer whose output ``layer`` (called once) takes: the one
+    before it in a ``Sequential``, found through the graph otherwise."""
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        index = next((i for i, l in enumerate(model.layers) if l is layer),
+                     0)
+        return model.layers[index - 1] if index > 0 else None
+    return _producer(model, layer.input)
+
+
+def _producer(model, tensor):
+    """The layer of functional ``model`` whose output is ``tensor``,
+    through each layer's public ``output`` (that of its first call: a
+    ``Sequential`` calls its layers again whenever it is rebuilt, so its
+    order is used instead); None if no layer's is."""
+    for layer in reversed(model.layers):
+        try:
+            out = layer.output
+        except (AttributeError, ValueError, RuntimeError):
+            continue
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        if any(o is tensor for o in outs):
+            return layer
+    return None
 
 
 def output_units(model, who):

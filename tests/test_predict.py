@@ -153,6 +153,13 @@ def test_task_read_through_heads_and_nested_models():
                                    kerasdl.conv_bn((32, 32, 3), 2)])
         softmax = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2),
                                     keras.layers.Softmax()])
+        inp = keras.Input((3,))
+        hidden = keras.layers.Dense(4, activation="softmax")(inp)
+        branch = keras.layers.Dense(2, activation="sigmoid")(
+            keras.layers.Concatenate()([hidden, inp]))
+        functional = kerasdl.with_class_names(keras.Model(inp, branch),
+                                              ["x", "y"])
+    assert PREDICT.model_task(functional) == "multi_label"
     assert PREDICT.model_task(model) == "single_label"
     assert PREDICT.model_task(multi) == "multi_label"
     assert PREDICT.model_task(points) == "regression"
