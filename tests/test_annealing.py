@@ -93,3 +93,19 @@ def test_wrapper_state_is_its_own_variable_and_the_wrapped_ones(tmp_path):
     for saved, back in zip(opt.variables, loaded.optimizer.variables,
                            strict=True):
         np.testing.assert_array_equal(saved.numpy(), back.numpy())
+
+
+def test_wrapper_loads_state_saved_with_the_unused_counter_and_rate():
+    # Files written before the wrapper left its own step counter and rate
+    # out of `variables` hold them first; the rest still loads.
+    inner = keras.optimizers.Adam(1e-3)
+    model = _model(GradientSum(inner))
+    model.fit(_stream([1, 2]), steps_per_epoch=2, epochs=1, verbose=0)
+    opt = model.optimizer
+    values = [np.asarray(v.numpy()) for v in opt.variables]
+    older = [np.asarray(0, "int64"), np.asarray(0.0, "float32"), *values]
+    for v in opt.variables:
+        v.assign(np.zeros(v.shape, v.dtype))
+    opt.load_own_variables({str(i): a for i, a in enumerate(older)})
+    for v, want in zip(opt.variables, values, strict=True):
+        np.testing.assert_array_equal(v.numpy(), want)

@@ -41,6 +41,16 @@ class WrappingOptimizer(keras.optimizers.Optimizer):
         own = [v for v in super().variables if id(v) not in self._unused]
         return own + self.inner_optimizer.variables
 
+    def load_own_variables(self, store):
+        # A file saved before the unused step counter and rate were left
+        # out of `variables` holds them first: they are skipped (Keras
+        # would otherwise drop the whole state with a warning).
+        extra = len(store.keys()) - len(self.variables)
+        if extra and extra == len(self._unused):
+            store = {str(i): store[str(i + extra)]
+                     for i in range(len(self.variables))}
+        super().load_own_variables(store)
+
     @property
     def learning_rate(self):
         return self.inner_optimizer.learning_rate
