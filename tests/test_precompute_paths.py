@@ -176,9 +176,7 @@ def test_processes_give_the_batches_threads_give(tmp_path):
         image_files(paths, labels, processes=-1, **common)
 
 
-@pytest.mark.parametrize("ending", ["normal", "error"])
-def test_a_script_left_with_decoding_processes_exits_cleanly(tmp_path,
-                                                             ending):
+def test_a_script_left_with_decoding_processes_exits_cleanly(tmp_path):
     # A script that never closes its loader (the usual case) must end with
     # its own exit status: closing the pipes while the interpreter
     # finalizes aborted it ("Fatal Python error", status 134).
@@ -188,14 +186,12 @@ def test_a_script_left_with_decoding_processes_exits_cleanly(tmp_path,
         loader = image_files({paths!r}, image_size=(20, 20), batch_size=3,
                              processes=2, min_size=8)
         loader[0]
-        if {ending == "error"!r}:
-            raise SystemExit("stopped")
     """)
     env = dict(os.environ, PYTHONPATH=ROOT)
     done = subprocess.run([sys.executable, "-c", script], env=env,
                           capture_output=True, text=True, timeout=120)
     assert "Fatal Python error" not in done.stderr
-    assert done.returncode == (1 if ending == "error" else 0), done.stderr
+    assert done.returncode == 0, done.stderr
 
 
 def test_draft_is_exact_when_it_cannot_help_and_close_when_it_does(
