@@ -100,3 +100,19 @@ def test_one_cycle_sgd_momentum_under_a_mirrored_strategy(backend, tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "max difference" in done.stdout
+
+
+def test_scheduled_class_takes_keras_classes_and_their_backend_variants():
+    # Under PyTorch keras.optimizers.Adam(...) is Keras' own torch subclass;
+    # a user's subclass may change the update, so it is never replaced.
+    from kerasdl.training.momentum import ScheduledAdam
+    from kerasdl.training.momentum import scheduled_class
+
+    class MyAdam(keras.optimizers.Adam):
+        pass
+
+    assert scheduled_class(keras.optimizers.Adam(1e-3)) is ScheduledAdam
+    assert scheduled_class(keras.optimizers.SGD(0.1, momentum=0.9)) \
+        is ScheduledSGD
+    assert scheduled_class(MyAdam(1e-3)) is None
+    assert scheduled_class(keras.optimizers.RMSprop(1e-3)) is None

@@ -167,6 +167,17 @@ def has_momentum_variable(optimizer):
 
 
 def scheduled_class(optimizer):
-    """The class of this module matching ``type(optimizer)`` exactly, or
-    ``None``."""
-    return SCHEDULED.get(type(optimizer))
+    """The class of this module for ``optimizer``'s Keras class, or
+    ``None``: its type exactly, or the variant a Keras backend builds in
+    its place (under PyTorch ``keras.optimizers.Adam(...)`` is an instance
+    of Keras' own torch ``Adam``, a subclass); a user's subclass is not
+    matched, since its update may differ."""
+    kind = type(optimizer)
+    if kind in SCHEDULED:
+        return SCHEDULED[kind]
+    if not kind.__module__.startswith("keras."):
+        return None
+    for base in kind.__mro__[1:]:
+        if base in SCHEDULED and base.__name__ == kind.__name__:
+            return SCHEDULED[base]
+    return None
