@@ -131,7 +131,7 @@ def test_same_model_as_keras_applications(name):
     assert notop.inputs[0].dtype == "uint8"
     layer = feature_layer(notop)
     assert notop.get_layer(layer).output.shape[1:] == features
-    assert conv_base(notop).layers[-1].name == layer
+    assert _shapes_only(lambda: conv_base(notop)).layers[-1].name == layer
     if name not in ("vgg16", "vgg16_bn"):  # VGG keeps block5_pool after it
         assert layer == notop.layers[-1].name
     # on pixels, ours computes what theirs computes on

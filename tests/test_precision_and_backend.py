@@ -44,7 +44,7 @@ def test_synchronize_returns_its_input():
 
 def test_copies_are_equal_values_that_share_no_buffer(backend):
     a = keras.Variable(np.arange(6, dtype="float32").reshape(2, 3))
-    b = keras.Variable(7, dtype="int32")
+    b = keras.Variable(7, dtype="int32", trainable=False)
     got = _backend.copies([a.value, b.value])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(got[0]),
                                   a.numpy())
