@@ -8,15 +8,14 @@ Run from the repository root:
 
 One JSON line per measurement (2026-11-30, bench/NOTES.md)."""
 
-import os, sys, time, json
+import os, sys, time
 sys.path.insert(0, "bench")
 import numpy as np, jax, keras, kerasdl
 from jax.sharding import SingleDeviceSharding as SDS
 from kerasdl.features import _engine
 from kerasdl import _backend
-from precompute_vs_torch import vgg_base
+from precompute_vs_torch import emit, vgg_base
 
-def emit(**r): print(json.dumps(r), flush=True)
 size, chunk, n = 224, 128, 8192
 x = np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 nch = n // chunk
