@@ -85,6 +85,28 @@ def test_damaged_cache_is_refused_then_rebuilt(tmp_path, reference, kind):
         "features.json", "features.npy", "labels.json", "labels.npy"]
 
 
+def test_a_cache_checksummed_with_crc32_still_loads_and_is_verified(
+        tmp_path, reference):
+    # caches written before the block digest carry a CRC-32 instead
+    from kerasdl.data import _digest
+    from kerasdl.data import arrays
+
+    _run(tmp_path)
+    manifest = tmp_path / "features.json"
+    meta = json.loads(manifest.read_text())
+    assert meta[_digest.KEY] == _digest.file_digest(
+        tmp_path / "features.npy")
+    del meta[_digest.KEY]
+    meta["crc32"] = arrays.file_crc32(tmp_path / "features.npy")
+    manifest.write_text(json.dumps(meta))
+    np.testing.assert_array_equal(load_features(tmp_path).features,
+                                  reference[0])
+    np.testing.assert_array_equal(_run(tmp_path).features, reference[0])
+    _flip(tmp_path / "features.npy", 300)
+    with pytest.raises(ValueError, match=r"features\.npy.*checksum"):
+        load_features(tmp_path)
+
+
 def test_verify_false_skips_only_the_checksum(tmp_path):
     _run(tmp_path)
     _flip(tmp_path / "features.npy", 300)

@@ -4,7 +4,9 @@ manifest; no pickle anywhere. Replaces the course's bcolz ``save_array`` /
 
 ``save_array("x", a)`` writes ``x.npy`` and ``x.json`` under temporary
 names, then renames the data and then the manifest. The manifest records
-the data file's size and CRC-32, so an array without its manifest, or a
+the data file's size and CRC-32 (precomputed features carry the block
+digest of ``kerasdl.data._digest`` instead, which their writer threads take
+at ten times the speed), so an array without its manifest, or a
 pair from different saves, is known to be incomplete and is refused; an
 overwrite killed at any point leaves the old pair (or, in the instant
 between the two renames, a pair that is refused, never a wrong array).
@@ -18,6 +20,7 @@ import zlib
 import numpy as np
 
 from kerasdl import _files
+from kerasdl.data import _digest
 
 __all__ = ["ArrayFileError", "load_array", "read_manifest", "save_array"]
 
@@ -105,8 +108,8 @@ def load_array(path, *, mmap=True, verify=True, remedy=None):
     """Loads an array saved by ``save_array``, memory-mapped by default.
 
     The data file's size is always checked against its manifest (free: a
-    truncated or extended file is refused). With ``verify`` its CRC-32 is
-    checked too, which finds flipped or overwritten bytes and a data file
+    truncated or extended file is refused). With ``verify`` its checksum
+    (CRC-32, or the block digest of precomputed features) is checked too, which finds flipped or overwritten bytes and a data file
     from another save; it costs one sequential read of the file (about
     1 s per GB from the page cache on one core, the disk's speed
     otherwise), after which a memory-mapped array is usually in the page
@@ -116,7 +119,7 @@ def load_array(path, *, mmap=True, verify=True, remedy=None):
         path: str. As given to ``save_array``.
         mmap: bool. Map the file read-only instead of reading it, so that
             arrays larger than memory can be used. Defaults to ``True``.
-        verify: bool. Check the CRC-32. Defaults to ``True``.
+        verify: bool. Check the checksum. Defaults to ``True``.
         remedy: str or None. What the error message tells the user to do;
             defaults to saving the array again.
 
@@ -163,12 +166,23 @@ def _check_size_and_sum(npy, manifest, meta, verify, remedy):
             f"{npy!r} is {size} bytes but its manifest {manifest!r} says "
             f"{want} ({meta['dtype']}{meta['shape']}): the file is "
             f"truncated, or the files do not belong together.", remedy)
-    if verify and "crc32" in meta and file_crc32(npy) != meta["crc32"]:
+    if verify and not _sum_matches(npy, meta):
         raise ArrayFileError(
             f"{npy!r} does not match the checksum in its manifest "
             f"{manifest!r}: bytes changed on disk after it was saved, or "
             f"the files do not belong together (an interrupted save).",
             remedy)
+
+
+def _sum_matches(npy, meta):
+    """Whether the file matches the checksum its manifest holds (a
+    CRC-32, or the block digest of ``kerasdl.data._digest``; True when
+    the manifest holds none)."""
+    if "crc32" in meta and file_crc32(npy) != meta["crc32"]:
+        return False
+    if _digest.KEY in meta and _digest.file_digest(npy) != meta[_digest.KEY]:
+        return False
+    return True
 
 
 def read_manifest(path, *, remedy=None):
@@ -223,11 +237,17 @@ def _manifest_problem(meta):
     for key in ("bytes", "crc32"):
         if key in meta and (type(meta[key]) is not int or meta[key] < 0):
             return f"bad {key} {meta[key]!r}"
+    digest = meta.get(_digest.KEY)
+    if digest is not None and not (
+            isinstance(digest, str) and len(digest) == 16
+            and all(c in "0123456789abcdef" for c in digest)):
+        return f"bad {_digest.KEY} {digest!r}"
     return None
 
 
 def manifest_for(shape, dtype, metadata=None, *, checksum=None):
-    """The manifest of an array; ``checksum`` is ``file_checksum``'s."""
+    """The manifest of an array; ``checksum`` is a dict of ``bytes`` and
+    ``crc32`` or ``xxh3_blocks``."""
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"`metadata` must be a dict or None. Received: "
                         f"metadata={metadata!r}.")
@@ -241,11 +261,6 @@ def manifest_for(shape, dtype, metadata=None, *, checksum=None):
         raise TypeError(
             f"`metadata` must be JSON-serialisable: {e}.") from None
     return meta
-
-
-def file_checksum(path):
-    """``{"bytes": size, "crc32": crc}`` of a file, read sequentially."""
-    return {"bytes": os.path.getsize(path), "crc32": file_crc32(path)}
 
 
 def file_crc32(path):

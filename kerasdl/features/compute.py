@@ -30,7 +30,7 @@ __all__ = ["precompute"]
 _STORE = ("float16", "float32")
 _COMPUTE = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
-# Threads writing the features (pwrite + CRC, both off the GIL). On one
+# Threads writing the features (pwrite + digest, both off the GIL). On one
 # H200 with the store in RAM (/dev/shm) 1, 2, 4, 8 threads gave 6,403,
 # 7,963, 10,542, 11,590 img/s of VGG16 block5 features; on the local disk
 # (1.4-1.8 GB/s synced) 2 to 8 threads all gave 6,670-6,945, the disk's

@@ -22,10 +22,11 @@ class FeatureSet:
 
     Opening checks that the files are whole: every file's size against its
     manifest (free), labels present when the manifest says the set has
-    them, as many labels as feature rows, and with ``verify`` the CRC-32
-    of every data file, which finds flipped or overwritten bytes at the
-    cost of one sequential read of the files (about 1 s per GB from the
-    page cache, the disk's speed otherwise).
+    them, as many labels as feature rows, and with ``verify`` the checksum
+    of every data file (features: an XXH3 block digest; labels: CRC-32),
+    which finds flipped or overwritten bytes at the cost of one
+    sequential read of the files (the disk's speed; from the page cache
+    several GB/s for the features).
 
     Example:
 

@@ -6,8 +6,9 @@ the data has labels) ``labels.npy`` + ``labels.json``, in the format of
 ``kerasdl.data.arrays``. The features' manifest is written last: it is
 the commit point, so a folder without it holds no result. Its
 ``metadata`` is the run's manifest (model, weights, layer, data
-fingerprint, dtypes, passes ...); its ``bytes`` and ``crc32`` vouch for
-``features.npy``.
+fingerprint, dtypes, passes ...); its ``bytes`` and ``xxh3_blocks``
+(``kerasdl.data._digest``: taken by the writer threads as the rows go
+out, never by reading the file back) vouch for ``features.npy``.
 
 Work in progress lives in ``PATH/.partial``: ``manifest.json`` (the
 run's manifest), ``labels.*``, ``features.npy`` (full size from the
@@ -30,11 +31,10 @@ import json
 import os
 import shutil
 import threading
-import zlib
 
 import numpy as np
 
-from kerasdl.data import arrays
+from kerasdl.data import _digest, arrays
 from kerasdl.features.reader import FeatureSet
 
 FORMAT = "kerasdl.features/1"
@@ -136,23 +136,25 @@ class Run:
             raise arrays.disk_error(e, path) from None
         # the checksum is taken as the rows are written when the file is
         # written from its first chunk; a resumed file is read at the end
-        crc = zlib.crc32(out.header) if self.start == 0 else None
+        digest = None
+        if self.start == 0:
+            digest = _digest.Pieces()
+            digest.add(0, out.header)
         self.writer = ChunkWriter(out, self.partial, n_chunks, self.start,
-                                  crc=crc, threads=writer_threads,
+                                  digest=digest, threads=writer_threads,
                                   pending=max(4, 2 * writer_threads))
         self.chunk_rows = chunk_rows
 
     def commit(self):
         """Finishes writing, then commits; returns the ``FeatureSet``."""
         try:
-            crc = self.writer.close()
+            digest = self.writer.close()
         except OSError as e:
             raise arrays.disk_error(e, self.path) from None
         features = os.path.join(self.partial, "features.npy")
-        if crc is None:
-            checksum = arrays.file_checksum(features)
-        else:
-            checksum = {"bytes": os.path.getsize(features), "crc32": crc}
+        if digest is None:
+            digest = _digest.file_digest(features)
+        checksum = {"bytes": os.path.getsize(features), _digest.KEY: digest}
         os.replace(features, os.path.join(self.path, "features.npy"))
         if self.manifest["labels"]:
             for ext in (".npy", ".json"):
@@ -213,9 +215,9 @@ class ChunkWriter:
     """Writes chunks of rows into a ``RowFile`` off the caller's thread.
 
     ``write(k, row, values)`` queues chunk ``k`` (any order, from any
-    thread) and returns; ``threads`` threads ``pwrite`` the rows and take
-    each chunk's CRC-32 (both release the GIL), which are combined in
-    file order at the end, so the file is never read back. A thread
+    thread) and returns; ``threads`` threads ``pwrite`` the rows and add
+    them to ``digest`` (a ``kerasdl.data._digest.Pieces``, or None; both
+    release the GIL), so the file is never read back. A thread
     saves the progress count every ``sync_every`` seconds: the longest
     run of finished chunks from the start, after ``fdatasync`` has put
     their rows on disk. At most ``pending`` chunks are held; ``write``
@@ -223,11 +225,10 @@ class ChunkWriter:
     filling memory.
     """
 
-    def __init__(self, out, partial, n_chunks, start, *, crc=None,
+    def __init__(self, out, partial, n_chunks, start, *, digest=None,
                  threads=2, pending=4, sync_every=0.5):
         self.out, self.partial, self.n_chunks = out, partial, n_chunks
-        self.crc, self.start = crc, start
-        self.chunk_crcs = {}
+        self.digest, self.start = digest, start
         self.prefix, self.saved = start, start
         self.done = set()
         self.errors = []
@@ -254,16 +255,15 @@ class ChunkWriter:
         try:
             values = np.ascontiguousarray(values, dtype=self.out.dtype)
             self.out.write_rows(row, values)
-            data = values.reshape(-1).view(np.uint8)
-            crc = None if self.crc is None else zlib.crc32(data)
+            if self.digest is not None:
+                self.digest.add(self.out.position(row),
+                                values.reshape(-1).view(np.uint8))
         except BaseException as e:  # re-raised by write or close
             with self.lock:
                 self.errors.append(e)
             self.room.release()
             return
         with self.lock:
-            if crc is not None:
-                self.chunk_crcs[k] = (crc, data.size)
             self.done.add(k)
             while self.prefix in self.done:
                 self.done.discard(self.prefix)
@@ -298,7 +298,7 @@ class ChunkWriter:
 
     def close(self):
         """Waits for every write, syncs the file and saves the final
-        count; returns the file's CRC-32 (None when resumed: not every
+        count; returns the file's digest (None when resumed: not every
         row went through this writer)."""
         self._finish()
         self._raise()
@@ -306,13 +306,9 @@ class ChunkWriter:
         self._raise()
         self.out.sync_and_close()
         self.closed = True
-        if self.crc is None or self.start != 0 or \
-                len(self.chunk_crcs) != self.n_chunks:
+        if self.digest is None or self.start != 0:
             return None
-        crc = self.crc
-        for k in range(self.n_chunks):
-            crc = crc32_combine(crc, *self.chunk_crcs[k])
-        return crc
+        return self.digest.digest(self.out.size)
 
     def abort(self):
         """After a failure: waits for the queued writes, saves the count
@@ -322,51 +318,6 @@ class ChunkWriter:
             self._sync()
             self.out.close()
             self.closed = True
-
-
-def crc32_combine(crc1, crc2, len2):
-    """The CRC-32 of ``a + b`` from ``crc32(a)``, ``crc32(b)`` and
-    ``len(b)`` (zlib's crc32_combine: ``crc1`` advanced over ``len2`` zero
-    bytes by a 32x32 matrix over GF(2), built once per length)."""
-    return _gf2_times(_zeros_operator(len2), crc1) ^ crc2
-
-
-_OPERATORS = {}
-
-
-def _gf2_times(matrix, vector):
-    out, i = 0, 0
-    while vector:
-        if vector & 1:
-            out ^= matrix[i]
-        vector >>= 1
-        i += 1
-    return out
-
-
-def _gf2_compose(a, b):
-    """The operator ``a`` applied after ``b``."""
-    return [_gf2_times(a, column) for column in b]
-
-
-def _zeros_operator(length):
-    if length not in _OPERATORS:
-        # one zero bit: the reflected CRC-32 polynomial, then shifts
-        power = [0xEDB88320] + [1 << n for n in range(31)]
-        for _ in range(3):  # 2, 4, 8 zero bits: one zero byte
-            power = _gf2_compose(power, power)
-        total = [1 << n for n in range(32)]  # identity
-        n = length
-        while n:
-            if n & 1:
-                total = _gf2_compose(power, total)
-            n >>= 1
-            if n:
-                power = _gf2_compose(power, power)
-        if len(_OPERATORS) > 16:
-            _OPERATORS.clear()
-        _OPERATORS[length] = total
-    return _OPERATORS[length]
 
 
 class RowFile:
@@ -381,7 +332,7 @@ class RowFile:
         self.offset = len(self.header)
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) \
             * self.dtype.itemsize
-        total = self.offset + self.row_bytes * self.shape[0]
+        total = self.size = self.offset + self.row_bytes * self.shape[0]
         if create:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC,
                               0o644)
@@ -398,10 +349,14 @@ class RowFile:
                 raise ValueError(f"{path!r} has the wrong size for "
                                  f"{self.dtype}{list(self.shape)}.")
 
+    def position(self, row):
+        """The byte offset of row ``row`` in the file."""
+        return self.offset + row * self.row_bytes
+
     def write_rows(self, start, rows):
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         data = memoryview(rows.reshape(-1).view(np.uint8))
-        pos = self.offset + start * self.row_bytes
+        pos = self.position(start)
         while len(data):
             written = os.pwrite(self.fd, data, pos)
             data, pos = data[written:], pos + written
