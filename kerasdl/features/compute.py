@@ -30,12 +30,11 @@ __all__ = ["precompute"]
 _STORE = ("float16", "float32")
 _COMPUTE = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
-# Threads writing the features (pwrite + digest, both off the GIL). On one
-# H200 with the store in RAM (/dev/shm) 1, 2, 4, 8 threads gave 6,403,
-# 7,963, 10,542, 11,590 img/s of VGG16 block5 features; on the local disk
-# (1.4-1.8 GB/s synced) 2 to 8 threads all gave 6,670-6,945, the disk's
-# speed: 4 is most of the gain without holding more chunks in memory
-# (bench/NOTES.md, 2026-11-30).
+# Threads writing the features (pwrite + block digest, both off the GIL).
+# The store alone (bench/store_intake.py, 32 cores, 2026-11-30) takes
+# 13,200-15,800 img/s of VGG16 block5 features into RAM with 2, 4 or 8
+# threads (one file: the kernel serialises its writes) and 7,600-8,150 on
+# the local disk; 4 is the best with two device streams feeding it.
 WRITER_THREADS = 4
 
 
