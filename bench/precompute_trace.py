@@ -53,6 +53,12 @@ def main():
     ap.add_argument("--devices", default="1,2")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--work", default=tempfile.gettempdir())
+    ap.add_argument("--fresh", action="store_true",
+                    help="a new copy of the images for every call (as a "
+                    "user's new data: host memory the runtime has not seen)")
+    ap.add_argument("--pinned", action="store_true",
+                    help="stage each chunk in pinned host memory before "
+                    "its copy to the device")
     args = ap.parse_args()
     import jax
 
@@ -61,6 +67,16 @@ def main():
     from kerasdl.features import _engine, store
     from precompute_vs_torch import vgg_base
 
+    if args.pinned:
+        from jax.sharding import SingleDeviceSharding
+
+        def pinned_to_device(a):
+            dev = jax.config.jax_default_device or jax.devices()[0]
+            staged = jax.device_put(
+                a, SingleDeviceSharding(dev, memory_kind="pinned_host"))
+            return jax.device_put(staged, SingleDeviceSharding(dev))
+
+        _backend.to_device = pinned_to_device
     timed(store.Run, "__init__", "store_open")
     timed(store.Run, "commit", "store_commit")
     timed(store.ChunkWriter, "write", "writer_wait_for_room")
@@ -85,12 +101,15 @@ def main():
                 TOTALS.clear()
                 CALLS.clear()
                 path = os.path.join(out, f"run{rep}")
+                if args.fresh:
+                    x = x.copy()
                 t = time.perf_counter()
                 kerasdl.precompute(model, x, path, layer=None,
                                    chunk_rows=args.chunk, verbose=0)
                 sec = time.perf_counter() - t
                 print(json.dumps({
                     "what": "precompute_trace", "devices": count, "run": rep,
+                    "fresh": args.fresh, "pinned": args.pinned,
                     "work": args.work, "images_per_s": round(len(x) / sec),
                     "seconds": round(sec, 3),
                     "stages": {k: [round(v, 3), CALLS[k]]
