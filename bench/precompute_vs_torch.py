@@ -251,6 +251,7 @@ def kerasdl_side(args, folder, what, size):
                              gb_written=round(fs.features.nbytes / 1e9, 2),
                              processes=getattr(data, "processes", None),
                              chunk_rows=args.chunk, size=size)
+                        fs = None  # the memory map, before its file goes
                 finally:
                     if source == "jpeg":
                         data.close()
