@@ -42,6 +42,12 @@ def _flip(path, offset):
         f.write(bytes([byte ^ 0x40]))
 
 
+def _edit_manifest(path, **changes):
+    meta = json.loads(path.read_text())
+    meta.update(changes)
+    path.write_text(json.dumps(meta))
+
+
 def _truncate(path):
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 100)
@@ -62,6 +68,9 @@ DAMAGE = {
                             r"has labels.*labels\.json"),
     "deleted labels": (lambda d: [os.remove(d / n) for n in (
         "labels.json", "labels.npy")], r"has labels.*labels\.json"),
+    "digest not hex": (lambda d: _edit_manifest(
+        d / "features.json", xxh3_blocks="0123456789abcdeg"),
+        r"features\.json.*not a valid.*xxh3_blocks"),
     "flipped label": (lambda d: _flip(d / "labels.npy", 130),
                       r"labels\.npy.*checksum"),
 }

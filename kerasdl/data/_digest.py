@@ -66,7 +66,9 @@ class Pieces:
 
     ``add(offset, data)`` hashes the blocks that ``data`` covers whole
     and keeps only the parts of the (at most two) blocks it shares with
-    its neighbours, until those blocks are complete. ``digest(size)``
+    its neighbours, until those blocks are complete (so it holds at most
+    ``2 * BLOCK`` bytes per piece still waiting for a neighbour, plus
+    8 bytes per block). ``digest(size)``
     returns the file's digest once every byte of ``[0, size)`` was added
     exactly once, or None (a gap, an overlap: the caller reads the
     file instead).

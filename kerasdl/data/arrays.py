@@ -109,8 +109,9 @@ def load_array(path, *, mmap=True, verify=True, remedy=None):
 
     The data file's size is always checked against its manifest (free: a
     truncated or extended file is refused). With ``verify`` its checksum
-    (CRC-32, or the block digest of precomputed features) is checked too, which finds flipped or overwritten bytes and a data file
-    from another save; it costs one sequential read of the file (about
+    (CRC-32, or the block digest of precomputed features) is checked too,
+    which finds flipped or overwritten bytes and a data file from another
+    save; it costs one sequential read of the file (about
     1 s per GB from the page cache on one core, the disk's speed
     otherwise), after which a memory-mapped array is usually in the page
     cache.
