@@ -6,7 +6,9 @@ array of 8,192 images, results fetched to host memory and dropped) on 1 and
 - ``pinned``: the slice first copied into page-locked host memory of that
   device (``memory_kind="pinned_host"``), then moved to the device;
 - ``resident``: the chunks already on their device before the clock starts
-  (the ceiling: no host-to-device copy at all).
+  (the ceiling: no host-to-device copy at all; on the 2-GPU machine its
+  two-device run did not finish within the 90-120 s the command was given,
+  which was not examined: it runs on simulated CPU devices).
 
 Run from the repository root on a machine with 2 GPUs (JAX):
 
