@@ -40,22 +40,17 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     import jax
-    from jax.sharding import SingleDeviceSharding
 
     import kerasdl
     from kerasdl import _backend
     from kerasdl.features import _engine
+    from precompute_vs_torch import array_loader
+    from precompute_vs_torch import engine_steps
+    from precompute_vs_torch import pinned_to_device
     from precompute_vs_torch import vgg_base
 
     plain_to_device = _backend.to_device
-
-    def pinned_to_device(x):
-        if not isinstance(x, np.ndarray):
-            return plain_to_device(x)
-        dev = jax.config.jax_default_device or jax.devices()[0]
-        staged = jax.device_put(
-            x, SingleDeviceSharding(dev, memory_kind="pinned_host"))
-        return jax.device_put(staged, SingleDeviceSharding(dev))
+    pinned = pinned_to_device(plain_to_device)
 
     x = np.random.default_rng(0).integers(0, 256, (args.images, 224, 224, 3),
                                           dtype=np.uint8)
@@ -66,14 +61,7 @@ def main():
             emit(what="skipped", devices=count)
             continue
         with kerasdl.data_parallel(devices=count):
-            model = vgg_base(224)
-            devices = _engine.stream_devices()
-
-            def make(m):
-                return _engine.make_step(m, None, "float16")[0]
-
-            steps = (_engine.device_steps(model, devices, make, "bench")
-                     if devices else make(model))
+            steps, devices = engine_steps(vgg_base(224))
             names = devices or [None]
             for mode in args.modes.split(","):
                 resident = {}
@@ -87,14 +75,10 @@ def main():
                         resident[k] = jax.device_put(xb, target)
                     jax.block_until_ready(list(resident.values()))
 
-                def load(k):
-                    if mode == "resident":
-                        return resident[k], [], min(chunk, len(x) - k * chunk)
-                    xb, m = _engine.as_uint8_batch(
-                        x[k * chunk:(k + 1) * chunk], chunk)
-                    return xb, [], m
+                load = array_loader(x, chunk) if mode != "resident" else (
+                    lambda k: (resident[k], [], min(chunk, len(x) - k * chunk)))
 
-                _backend.to_device = pinned_to_device if mode == "pinned" \
+                _backend.to_device = pinned if mode == "pinned" \
                     else plain_to_device
                 try:
                     _engine.run(steps, 2 * count, load, lambda k, y: None)

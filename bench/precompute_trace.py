@@ -65,18 +65,11 @@ def main():
     import kerasdl
     from kerasdl import _backend
     from kerasdl.features import _engine, store
+    from precompute_vs_torch import pinned_to_device
     from precompute_vs_torch import vgg_base
 
     if args.pinned:
-        from jax.sharding import SingleDeviceSharding
-
-        def pinned_to_device(a):
-            dev = jax.config.jax_default_device or jax.devices()[0]
-            staged = jax.device_put(
-                a, SingleDeviceSharding(dev, memory_kind="pinned_host"))
-            return jax.device_put(staged, SingleDeviceSharding(dev))
-
-        _backend.to_device = pinned_to_device
+        _backend.to_device = pinned_to_device(_backend.to_device)
     timed(store.Run, "__init__", "store_open")
     timed(store.Run, "commit", "store_commit")
     timed(store.ChunkWriter, "write", "writer_wait_for_room")

@@ -258,6 +258,48 @@ def kerasdl_side(args, folder, what, size):
                     shutil.rmtree(out, ignore_errors=True)
 
 
+def engine_steps(model):
+    """precompute's compiled step for ``model`` (one per device stream
+    under a JAX distribution) and the stream devices (empty: one)."""
+    from kerasdl.features import _engine
+
+    devices = _engine.stream_devices()
+
+    def make(m):
+        return _engine.make_step(m, None, "float16")[0]
+
+    return (_engine.device_steps(model, devices, make, "bench")
+            if devices else make(model)), devices
+
+
+def array_loader(x, chunk):
+    """``load(k)`` for ``_engine.run``: chunk ``k`` of ``x``, padded."""
+    from kerasdl.features import _engine
+
+    def load(k):
+        xb, m = _engine.as_uint8_batch(x[k * chunk:(k + 1) * chunk], chunk)
+        return xb, [], m
+
+    return load
+
+
+def pinned_to_device(plain):
+    """A ``to_device`` that stages numpy arrays in pinned host memory of
+    the current default device before the copy to it (JAX)."""
+    import jax
+    from jax.sharding import SingleDeviceSharding
+
+    def to_device(x):
+        if not isinstance(x, np.ndarray):
+            return plain(x)
+        dev = jax.config.jax_default_device or jax.devices()[0]
+        staged = jax.device_put(
+            x, SingleDeviceSharding(dev, memory_kind="pinned_host"))
+        return jax.device_put(staged, SingleDeviceSharding(dev))
+
+    return to_device
+
+
 def engine_side(args, size):
     import keras
 
@@ -272,20 +314,8 @@ def engine_side(args, size):
         if count > len(_backend.local_devices()):
             continue
         with kerasdl.data_parallel(devices=count):
-            model = vgg_base(size)
-            devices = _engine.stream_devices()
-
-            def make(m):
-                return _engine.make_step(m, None, "float16")[0]
-
-            steps = (_engine.device_steps(model, devices, make, "bench")
-                     if devices else make(model))
-
-            def load(k):
-                xb, m = _engine.as_uint8_batch(x[k * chunk:(k + 1) * chunk],
-                                               chunk)
-                return xb, [], m
-
+            steps, devices = engine_steps(vgg_base(size))
+            load = array_loader(x, chunk)
             n_chunks = -(-len(x) // chunk)
             _engine.run(steps, 2 * max(1, count), load, lambda k, y: None)
             t = time.perf_counter()

@@ -98,7 +98,7 @@ def test_writer_out_of_order_gives_the_in_order_file(tmp_path, monkeypatch):
                         "float16", create=True)
     pieces = _digest.Pieces()
     pieces.add(0, out.header)
-    writer = store.ChunkWriter(out, str(partial), n_chunks, 0,
+    writer = store.ChunkWriter(out, str(partial), 0,
                                digest=pieces, threads=3,
                                pending=2, sync_every=0.01)
     order = rng.permutation(n_chunks)

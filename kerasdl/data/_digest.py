@@ -32,11 +32,16 @@ def _combine(hashes):
     return xxhash.xxh3_64_hexdigest(joined)
 
 
+def _block_hashes(view):
+    """The hashes of ``view``'s blocks from its start (the last one may
+    be shorter)."""
+    return [xxhash.xxh3_64_intdigest(view[i:i + BLOCK])
+            for i in range(0, len(view), BLOCK)]
+
+
 def file_digest_of_bytes(data):
     """The digest of ``data`` (bytes-like) as if it were a whole file."""
-    view = memoryview(data).cast("B")
-    return _combine(xxhash.xxh3_64_intdigest(view[i:i + BLOCK])
-                    for i in range(0, len(view), BLOCK))
+    return _combine(_block_hashes(memoryview(data).cast("B")))
 
 
 def file_digest(path):
@@ -55,8 +60,7 @@ def file_digest(path):
                 if not more:
                     break
                 n += more
-            hashes.extend(xxhash.xxh3_64_intdigest(view[i:min(i + BLOCK, n)])
-                          for i in range(0, n, BLOCK))
+            hashes.extend(_block_hashes(view[:n]))
     return _combine(hashes)
 
 
@@ -68,10 +72,9 @@ class Pieces:
     and keeps only the parts of the (at most two) blocks it shares with
     its neighbours, until those blocks are complete (so it holds at most
     ``2 * BLOCK`` bytes per piece still waiting for a neighbour, plus
-    8 bytes per block). ``digest(size)``
-    returns the file's digest once every byte of ``[0, size)`` was added
-    exactly once, or None (a gap, an overlap: the caller reads the
-    file instead).
+    8 bytes per block). ``digest(size)`` returns the file's digest once
+    every byte of ``[0, size)`` was added exactly once, or None (a gap,
+    an overlap: the caller reads the file instead).
     """
 
     def __init__(self):
@@ -87,10 +90,9 @@ class Pieces:
         end = offset + len(view)
         first = -(-offset // BLOCK)            # first block starting inside
         last = end // BLOCK                    # blocks [first, last) whole
-        whole = {}
-        for b in range(first, last):
-            lo = b * BLOCK - offset
-            whole[b] = xxhash.xxh3_64_intdigest(view[lo:lo + BLOCK])
+        lo = first * BLOCK - offset
+        whole = dict(zip(range(first, last), _block_hashes(
+            view[lo:lo + max(0, last - first) * BLOCK])))
         edges = []
         if first > last:                       # inside a single block
             edges.append((offset // BLOCK, offset % BLOCK, bytes(view)))
@@ -98,7 +100,7 @@ class Pieces:
             if offset % BLOCK:
                 edges.append((offset // BLOCK, offset % BLOCK,
                               bytes(view[:first * BLOCK - offset])))
-            if end % BLOCK and last >= first:
+            if end % BLOCK:
                 edges.append((last, 0, bytes(view[last * BLOCK - offset:])))
         with self.lock:
             for b, h in whole.items():
@@ -117,19 +119,15 @@ class Pieces:
         at = 0
         for start, piece in parts:
             if start != at:
-                if start < at:
-                    self.broken = True
-                return False
+                self.broken |= start < at  # an overlap
+                return
             at += len(piece)
-        if at < length:
-            return False
         if at > length:
             self.broken = True
-            return False
-        self.hashes[b] = xxhash.xxh3_64_intdigest(
-            b"".join(p for _, p in parts))
-        del self.parts[b]
-        return True
+        elif at == length:
+            self.hashes[b] = xxhash.xxh3_64_intdigest(
+                b"".join(p for _, p in parts))
+            del self.parts[b]
 
     def digest(self, size):
         """The digest of the file ``[0, size)``, or None when the pieces

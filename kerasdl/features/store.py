@@ -115,7 +115,6 @@ class Run:
         self.partial = os.path.join(path, _PARTIAL)
         self.rows = manifest["n_images"] * (1 + manifest["passes"])
         self.shape = (self.rows, *manifest["output_shape"])
-        self.n_chunks = n_chunks
         self.start = _resume_point(self.partial, manifest, n_chunks,
                                    self.rows)
         feat = os.path.join(self.partial, "features.npy")
@@ -140,7 +139,7 @@ class Run:
         if self.start == 0:
             digest = _digest.Pieces()
             digest.add(0, out.header)
-        self.writer = ChunkWriter(out, self.partial, n_chunks, self.start,
+        self.writer = ChunkWriter(out, self.partial, self.start,
                                   digest=digest, threads=writer_threads,
                                   pending=max(4, 2 * writer_threads))
         self.chunk_rows = chunk_rows
@@ -225,9 +224,9 @@ class ChunkWriter:
     filling memory.
     """
 
-    def __init__(self, out, partial, n_chunks, start, *, digest=None,
+    def __init__(self, out, partial, start, *, digest=None,
                  threads=2, pending=4, sync_every=0.5):
-        self.out, self.partial, self.n_chunks = out, partial, n_chunks
+        self.out, self.partial = out, partial
         self.digest, self.start = digest, start
         self.prefix, self.saved = start, start
         self.done = set()
@@ -298,17 +297,16 @@ class ChunkWriter:
 
     def close(self):
         """Waits for every write, syncs the file and saves the final
-        count; returns the file's digest (None when resumed: not every
-        row went through this writer)."""
+        count; returns the file's digest (None without one, or when not
+        every byte went through this writer: a resumed run)."""
         self._finish()
         self._raise()
         self._sync()
         self._raise()
         self.out.sync_and_close()
         self.closed = True
-        if self.digest is None or self.start != 0:
-            return None
-        return self.digest.digest(self.out.size)
+        return None if self.digest is None else \
+            self.digest.digest(self.out.size)
 
     def abort(self):
         """After a failure: waits for the queued writes, saves the count
